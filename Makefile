@@ -1,0 +1,42 @@
+# rnnbench — `make help` lists the targets. `make benchmark` and `make test` set everything up.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+PROFILE ?= auto
+ARGS ?=
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help install test test-slow benchmark ui clean
+
+help: ## show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 2; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, pinned (a CPU build here; TORCH=... picks another), so the package's torch>=2.3 keeps it
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install rnnbench with its dependencies
+
+test: $(STAMP) ## run the test suite (fast; what CI runs)
+	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+
+test-slow: $(STAMP) ## run the tests marked slow too
+	$(BIN)/python -m pytest -q -m "slow or not slow" $(ARGS)
+
+benchmark: $(STAMP) ## train every model on every task of PROFILE (auto|smoke|cpu|full) into MLflow
+	$(BIN)/rnnbench benchmark --profile $(PROFILE) $(ARGS)
+
+ui: $(STAMP) ## open the MLflow UI on the local store at http://127.0.0.1:5000
+	$(BIN)/rnnbench ui
+
+clean: ## remove the venv, caches and generated reports (keeps the MLflow store)
+	rm -rf $(VENV) .pytest_cache lightning_logs *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find reports -mindepth 1 ! -name README.md -exec rm -rf {} + 2>/dev/null || true

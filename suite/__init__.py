@@ -1,0 +1,1 @@
+"""rnnbench: recurrent architectures on long-range dependency tasks, tracked in MLflow."""

@@ -1,0 +1,162 @@
+"""The `rnnbench` command. Heavy imports (torch, Lightning, MLflow) happen inside the commands."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from suite.errors import UserError
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def _csv(text: str) -> list[str]:
+    return [t for t in text.replace(" ", ",").split(",") if t]
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--tracking-uri", default=argparse.SUPPRESS,
+                        help="MLflow store or server (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    common.add_argument("--experiment", default=argparse.SUPPRESS, help="MLflow experiment (default: rnnbench-<profile>)")
+    source = argparse.ArgumentParser(add_help=False)
+    source.add_argument("--profile", default="auto", help="smoke, cpu, full or auto (full with CUDA, else cpu)")
+    source.add_argument("--config", help="an experiment YAML instead of a profile")
+    source.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting, e.g. train.lr=0.003, model.hidden_size=64, task.seq_len=200")
+    source.add_argument("--force", action="store_true", help="rerun cells that already finished")
+
+    p = Parser(prog="rnnbench", parents=[common],
+               description="Benchmark recurrent architectures on long-range dependency tasks.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    sub.add_parser("list", parents=[common], help="models, tasks and profiles")
+    run = sub.add_parser("run", parents=[common, source], help="train one cell: a model on a task")
+    run.add_argument("--model", help="a registered model (see `rnnbench list`)")
+    run.add_argument("--task", help="a registered task")
+    run.add_argument("--seed", type=int, help="seed (default: the config's first)")
+    bench = sub.add_parser("benchmark", parents=[common, source], help="every model on every task of a profile")
+    bench.add_argument("--models", type=_csv, help="comma-separated subset of models")
+    bench.add_argument("--tasks", type=_csv, help="comma-separated subset of tasks")
+    bench.add_argument("--seeds", type=int, help="number of seeds (0..N-1), overriding the profile")
+    ui = sub.add_parser("ui", parents=[common], help="the MLflow UI on the store")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UserError as e:
+        print(f"rnnbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rnnbench: interrupted; the current run is marked KILLED, finished runs are kept", file=sys.stderr)
+        return 130
+
+
+def cmd_list(args) -> int:
+    from suite.config import PROFILES
+    from suite.models import MODELS
+    from tasks import TASKS
+
+    print("models:  ", ", ".join(MODELS))
+    print("tasks:   ", ", ".join(f"{n} ({t.output_kind})" for n, t in TASKS.items()))
+    print("profiles:", ", ".join(("auto", *PROFILES)))
+    return 0
+
+
+def _plan(args, models=None, tasks=None, seeds=None):
+    from suite.config import apply_sets, load_raw, plan
+
+    raw, name, source = load_raw(args.profile, args.config)
+    if models:
+        raw["models"] = models
+    if tasks:
+        known = raw.get("tasks") or {}
+        raw["tasks"] = {t: known.get(t) or {} for t in tasks}
+    if seeds is not None:
+        raw["seeds"] = seeds
+    raw = apply_sets(raw, args.set)
+    return plan(raw, source), name
+
+
+def _start(args, name):
+    from suite.runner import init_torch
+    from suite.tracking import connect, redact, tracking_uri
+
+    init_torch()
+    uri = tracking_uri(getattr(args, "tracking_uri", None))
+    experiment = getattr(args, "experiment", None) or f"rnnbench-{name}"
+    print(f"store {redact(uri)} · experiment {experiment}", flush=True)
+    return connect(uri, experiment), experiment
+
+
+def cmd_run(args) -> int:
+    from suite.runner import run_cell
+    from suite.summary import table
+
+    if args.profile == "auto" and not args.config:
+        print(f"profile auto → {_auto_name()}", flush=True)
+    cells, name = _plan(args, [args.model] if args.model else None, [args.task] if args.task else None,
+                        [args.seed] if args.seed is not None else None)
+    cells = [c for c in cells if c.seed == cells[0].seed]
+    if len(cells) != 1:
+        raise UserError(f"run trains one cell but this config has {len(cells)}; pick one with --model/--task "
+                        "(or use `rnnbench benchmark`)")
+    experiment_id, _ = _start(args, name)
+    outcome = run_cell(cells[0], experiment_id, name, progress=sys.stderr.isatty())
+    print(table([outcome]))
+    if outcome.status == "FAILED":
+        print(f"FAILED: {outcome.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_benchmark(args) -> int:
+    from suite.runner import run_matrix
+    from suite.summary import table
+
+    if args.profile == "auto" and not args.config:
+        print(f"profile auto → {_auto_name()}", flush=True)
+    seeds = list(range(args.seeds)) if args.seeds is not None else None
+    if seeds == []:
+        raise UserError("--seeds: needs at least 1")
+    cells, name = _plan(args, args.models, args.tasks, seeds)
+    experiment_id, experiment = _start(args, name)
+    print(f"{len(cells)} cells: {len({c.model for c in cells})} models × "
+          f"{len({(c.task, c.seq_len) for c in cells})} task settings × {len({c.seed for c in cells})} seeds", flush=True)
+    outcomes = run_matrix(cells, experiment_id, name, force=args.force)
+    print(table(outcomes))
+    failed = [o for o in outcomes if o.status == "FAILED"]
+    skipped = sum(o.status == "SKIPPED" for o in outcomes)
+    print(f"\n{len(outcomes) - len(failed) - skipped} trained, {skipped} skipped (already finished), {len(failed)} failed")
+    for o in failed:
+        print(f"  FAILED {o.cell.label}: {o.error} (run {o.run_id})")
+    print(f"Browse the runs: `make ui` → http://127.0.0.1:5000 (experiment {experiment})")
+    return 1 if failed else 0
+
+
+def cmd_ui(args) -> int:
+    from suite.tracking import tracking_uri
+
+    uri = tracking_uri(getattr(args, "tracking_uri", None))
+    if uri.startswith(("http://", "https://")):
+        raise UserError(f"--tracking-uri: {uri} is a server already; open it in a browser")
+    print(f"MLflow UI on http://{args.host}:{args.port} (store {uri}); Ctrl-C stops it", flush=True)
+    os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+                               "--host", args.host, "--port", str(args.port)])
+
+
+def _auto_name() -> str:
+    from suite.config import resolve_profile
+
+    name = resolve_profile("auto")
+    return f"{name} ({'CUDA found' if name == 'full' else 'no CUDA device'})"
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "benchmark": cmd_benchmark, "ui": cmd_ui}

@@ -1,0 +1,196 @@
+"""Experiment YAML -> validated cells. One file an experiment; every value traceable to it or a default."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import ValidationError
+from pydantic.dataclasses import dataclass
+
+from suite.errors import UserError
+from suite.models import MODELS, ModelConfig
+from suite.schema import STRICT, NonNegFloat, NonNegInt, PosFloat, PosInt
+from tasks import TASKS
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+PROFILES = ("smoke", "cpu", "full")
+TOP_KEYS = ("models", "seeds", "model", "train", "tasks")
+ENTRY_KEYS = ("model", "train")  # per-task overrides, beside the task's own settings
+
+
+@dataclass(config=STRICT)
+class TrainConfig:
+    epochs: PosInt = 10  # passes over the train set; for synthetic tasks, of steps_per_epoch batches
+    steps_per_epoch: PosInt | None = None  # synthetic tasks: batches an epoch (100 when unset); MNIST: a cap
+    batch_size: PosInt = 128
+    eval_batch_size: PosInt = 512
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: PosFloat = 1e-3
+    weight_decay: NonNegFloat = 0.0
+    grad_clip: PosFloat | None = 1.0  # max gradient norm; None: no clipping
+    n_val: PosInt = 1_000  # synthetic tasks: validation sequences (fixed seed)
+    n_test: PosInt = 2_000  # synthetic tasks: test sequences (fixed seed)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when available
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"  # auto: bf16-mixed on cuda, else 32-true
+    warmup_steps: NonNegInt = 5  # first steps left out of train_samples_per_s
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One run of the matrix: a model on a task at one length and seed."""
+
+    model: str
+    task: str
+    seed: int
+    model_cfg: ModelConfig
+    task_cfg: object
+    train: TrainConfig
+
+    @property
+    def seq_len(self) -> int:
+        return TASKS[self.task](self.task_cfg).seq_len
+
+    def resolved(self) -> dict:
+        """The whole configuration of this run, as logged and hashed."""
+        return {"model": {"name": self.model, **dataclasses.asdict(self.model_cfg)},
+                "task": {"name": self.task, **dataclasses.asdict(self.task_cfg)},
+                "train": dataclasses.asdict(self.train), "seed": self.seed}
+
+    @property
+    def config_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.resolved(), sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} · {self.task} T={self.seq_len} · seed {self.seed}"
+
+
+def resolve_profile(name: str) -> str:
+    """`auto` is `full` with CUDA, else `cpu`."""
+    if name != "auto":
+        return name
+    import torch
+
+    return "full" if torch.cuda.is_available() else "cpu"
+
+
+def load_raw(profile: str | None = None, config: str | None = None) -> tuple[dict, str, str]:
+    """The YAML of a profile or an experiment file: (data, experiment suffix, source path)."""
+    if config:
+        path = Path(config)
+        name = path.stem
+    else:
+        name = resolve_profile(profile or "auto")
+        if name not in PROFILES:
+            raise UserError(f"--profile: unknown profile '{name}'; choose one of auto, {', '.join(PROFILES)}")
+        path = CONFIGS / "profiles" / f"{name}.yaml"
+    if not path.is_file():
+        raise UserError(f"--config: {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}:{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of settings at the top level")
+    return data, name, str(path)
+
+
+def apply_sets(raw: dict, sets: list[str]) -> dict:
+    """`--set key.path=value` overrides (values parsed as YAML); `task.x` applies to every task."""
+    raw = json.loads(json.dumps(raw))  # a deep copy
+    for item in sets:
+        key, eq, text = item.partition("=")
+        if not eq or not key:
+            raise UserError(f"--set: '{item}' is not key=value (e.g. --set train.lr=0.003)")
+        value = yaml.safe_load(text)
+        head, *rest = key.split(".")
+        if head == "task":
+            raw["tasks"] = {t: entry or {} for t, entry in (raw.get("tasks") or dict.fromkeys(TASKS)).items()}
+            targets = list(raw["tasks"].values())
+        else:
+            targets = [raw]
+            rest = [head, *rest]
+        for target in targets:
+            for part in rest[:-1]:
+                target = target.setdefault(part, {})
+                if not isinstance(target, dict):
+                    raise UserError(f"--set: {key}: '{part}' is not a section")
+            target[rest[-1]] = value
+    return raw
+
+
+def plan(raw: dict, source: str = "config") -> list[Cell]:
+    """Validate an experiment and expand it into cells (task x length x seed x model)."""
+    _no_unknown(raw, TOP_KEYS, "", source)
+    models = raw.get("models", list(MODELS))
+    if isinstance(models, str):
+        models = [models]
+    for m in _list(models, "models", source):
+        if m not in MODELS:
+            raise UserError(f"{source}: models: unknown model '{m}'; known: {', '.join(MODELS)}")
+    seeds = _list(raw.get("seeds", [0]), "seeds", source)
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise UserError(f"{source}: seeds: expected a list of non-negative integers (got {seeds})")
+    tasks = raw.get("tasks") or {t: {} for t in TASKS}
+    if not isinstance(tasks, dict):
+        raise UserError(f"{source}: tasks: expected a mapping of task name to settings")
+    cells = []
+    for task_name, entry in tasks.items():
+        if task_name not in TASKS:
+            raise UserError(f"{source}: tasks.{task_name}: unknown task; known: {', '.join(TASKS)}")
+        entry = dict(entry or {})
+        where = f"tasks.{task_name}"
+        _section(entry, where, source)
+        model_raw = {**_section(raw.get("model"), "model", source), **_section(entry.pop("model", None), f"{where}.model", source)}
+        train_raw = {**_section(raw.get("train"), "train", source), **_section(entry.pop("train", None), f"{where}.train", source)}
+        model_cfg = build(ModelConfig, model_raw, "model", source)
+        train = build(TrainConfig, train_raw, "train", source)
+        lengths = entry.pop("seq_len", None)
+        for seq_len in lengths if isinstance(lengths, list) else [lengths]:
+            settings = entry if seq_len is None else {**entry, "seq_len": seq_len}
+            task_cfg = build(TASKS[task_name].Config, settings, where, source)
+            cells += [Cell(m, task_name, s, model_cfg, task_cfg, train) for s in seeds for m in models]
+    if not cells:
+        raise UserError(f"{source}: nothing to run (no models, tasks or seeds)")
+    return cells
+
+
+def build(cls, data: dict, where: str, source: str):
+    """cls(**data), with a pydantic error turned into one line naming the key path."""
+    try:
+        return cls(**data)
+    except ValidationError as err:
+        e = err.errors()[0]
+        path = ".".join([where, *(str(p) for p in e["loc"] if not (isinstance(p, str) and p[0].isupper()))]).strip(".")
+        if e["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+            allowed = ", ".join(f.name for f in dataclasses.fields(cls))
+            raise UserError(f"{source}: {path}: unknown key; allowed here: {allowed}") from None
+        raise UserError(f"{source}: {path}: {e['msg']} (got {e['input']!r})") from None
+    except (TypeError, ValueError) as err:
+        raise UserError(f"{source}: {where}: {err}") from None
+
+
+def _section(value, where, source) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UserError(f"{source}: {where}: expected a mapping of settings (got {value!r})")
+    return value
+
+
+def _list(value, where, source) -> list:
+    if not isinstance(value, list):
+        raise UserError(f"{source}: {where}: expected a list (got {value!r})")
+    return value
+
+
+def _no_unknown(raw: dict, allowed, where, source):
+    for key in raw:
+        if key not in allowed:
+            raise UserError(f"{source}: {where}{key}: unknown key; allowed here: {', '.join(allowed)}")

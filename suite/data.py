@@ -1,0 +1,43 @@
+"""Batches for the Trainer without a DataLoader: generated on the device, or sliced from device tensors."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class Stream:
+    """`steps` freshly generated batches an epoch; the generator carries on across epochs."""
+
+    def __init__(self, task, batch_size: int, steps: int, seed: int, device):
+        self.task, self.batch_size, self.steps, self.device = task, batch_size, steps, device
+        self.generator = torch.Generator(device).manual_seed(seed)
+
+    def __len__(self):
+        return self.steps
+
+    def __iter__(self):
+        for _ in range(self.steps):
+            yield self.task.make_batch(self.batch_size, self.generator, self.device)
+
+
+class Batches:
+    """Pre-batched slices of tensors already on the device; reshuffled each epoch when seeded."""
+
+    def __init__(self, x, y, batch_size: int, shuffle_seed: int | None = None, limit: int | None = None):
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.steps = min(math.ceil(len(x) / batch_size), limit or math.inf)
+        self.generator = None if shuffle_seed is None else torch.Generator().manual_seed(shuffle_seed)
+
+    def __len__(self):
+        return self.steps
+
+    def __iter__(self):
+        if self.generator is None:
+            for i in range(self.steps):
+                yield self.x[i * self.batch_size:(i + 1) * self.batch_size], self.y[i * self.batch_size:(i + 1) * self.batch_size]
+            return
+        order = torch.randperm(len(self.x), generator=self.generator).to(self.x.device)
+        for i in range(self.steps):
+            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            yield self.x[idx], self.y[idx]

