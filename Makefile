@@ -8,7 +8,7 @@ ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install test test-slow benchmark ui clean
+.PHONY: help install test test-slow benchmark speed ui clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,6 +31,9 @@ test-slow: $(STAMP) ## run the tests marked slow too
 
 benchmark: $(STAMP) ## train every model on every task of PROFILE (auto|smoke|cpu|full) into MLflow
 	$(BIN)/rnnbench benchmark --profile $(PROFILE) $(ARGS)
+
+speed: $(STAMP) ## time the suite against hand-written PyTorch per model x task (ARGS="--compile" etc.)
+	$(BIN)/rnnbench speed $(ARGS)
 
 ui: $(STAMP) ## open the MLflow UI on the local store at http://127.0.0.1:5000
 	$(BIN)/rnnbench ui

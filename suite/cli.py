@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from suite.errors import UserError
 
@@ -41,6 +42,14 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--models", type=_csv, help="comma-separated subset of models")
     bench.add_argument("--tasks", type=_csv, help="comma-separated subset of tasks")
     bench.add_argument("--seeds", type=int, help="number of seeds (0..N-1), overriding the profile")
+    speed = sub.add_parser("speed", parents=[common, source], help="suite vs hand-written PyTorch training speed")
+    speed.set_defaults(config=None, profile="auto")
+    speed.add_argument("--models", type=_csv, help="comma-separated subset of models")
+    speed.add_argument("--tasks", type=_csv, help="comma-separated subset of tasks")
+    speed.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    speed.add_argument("--repeats", type=int, default=5, help="interleaved repeats; medians are reported (default 5)")
+    speed.add_argument("--steps", type=int, help="timed steps a measurement (default: sized to ~1 s)")
+    speed.add_argument("--compile", action="store_true", help="also time the raw loop under torch.compile")
     ui = sub.add_parser("ui", parents=[common], help="the MLflow UI on the store")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
@@ -141,6 +150,43 @@ def cmd_benchmark(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_speed(args) -> int:
+    import mlflow
+
+    from suite.speed import attach_attn_ratios, measure, speed_table
+    from suite.tracking import environment
+
+    if args.repeats < 1 or (args.steps is not None and args.steps < 1):
+        raise UserError("--repeats and --steps: need at least 1")
+    if not args.config and args.profile == "auto":
+        args.config = str(Path(__file__).resolve().parent.parent / "configs" / "experiments" / "speed.yaml")
+    if args.device:
+        args.set = [*args.set, f"train.device={args.device}"]
+    cells, _ = _plan(args, args.models, args.tasks)
+    cells = [c for c in cells if c.seed == cells[0].seed]
+    experiment_id, experiment = _start(args, "speed")
+    print(f"{len(cells)} cells, {args.repeats} interleaved repeats each (medians)", flush=True)
+    rows = []
+    for i, cell in enumerate(cells, 1):
+        rows.append(measure(cell, args.repeats, args.steps, compile=args.compile))
+        r = rows[-1]
+        print(f"[{i}/{len(cells)}] {cell.model} · {cell.task} T={cell.seq_len}: suite {r.suite:.0f}/s, "
+              f"raw {r.raw:.0f}/s, suite/raw {r.ratio:.3f}", flush=True)
+        if not r.same_loss:
+            raise UserError(f"speed: {cell.label}: the suite and the raw loop disagree on the first loss")
+    attach_attn_ratios(rows)
+    env = environment()
+    for r in rows:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"speed-{r.cell.model}-{r.cell.task}-T{r.cell.seq_len}",
+                              tags={"model": r.cell.model, "task": r.cell.task, "seq_len": str(r.cell.seq_len),
+                                    "device": r.cell.train.device, "batch_size": str(r.cell.train.batch_size),
+                                    "config_hash": r.cell.config_hash, **env}):
+            mlflow.log_metrics(r.metrics())
+    print(speed_table(rows))
+    print(f"Recorded in MLflow experiment {experiment} ({len(rows)} runs)")
+    return 0
+
+
 def cmd_ui(args) -> int:
     from suite.tracking import tracking_uri
 
@@ -159,4 +205,4 @@ def _auto_name() -> str:
     return f"{name} ({'CUDA found' if name == 'full' else 'no CUDA device'})"
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "benchmark": cmd_benchmark, "ui": cmd_ui}
+COMMANDS = {"list": cmd_list, "run": cmd_run, "benchmark": cmd_benchmark, "speed": cmd_speed, "ui": cmd_ui}

@@ -27,7 +27,7 @@ def init_torch():
     for name in ("lightning.pytorch", "lightning.fabric", "lightning_utilities", "mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|treespec).*")
-    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*(smaller than the logging interval|but have no `val_dataloader`).*")
 
 
 def device_for(cell: Cell) -> str:
@@ -68,7 +68,7 @@ def build(cell: Cell, device: str):
     return task, train, val, test, module
 
 
-def trainer_for(cell: Cell, device: str, callbacks: list, progress: bool):
+def trainer_for(cell: Cell, device: str, callbacks: list, progress: bool, **overrides):
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import TQDMProgressBar
 
@@ -78,7 +78,7 @@ def trainer_for(cell: Cell, device: str, callbacks: list, progress: bool):
         accelerator="gpu" if device == "cuda" else "cpu", devices=1, precision=precision_for(cell, device),
         max_epochs=cell.train.epochs, gradient_clip_val=cell.train.grad_clip, callbacks=callbacks,
         logger=False, enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
-        num_sanity_val_steps=0, log_every_n_steps=10**9)
+        num_sanity_val_steps=0, log_every_n_steps=10**9, **overrides)
 
 
 @dataclass

@@ -1,0 +1,259 @@
+"""The speed harness: the suite's real training path against a hand-written PyTorch loop, side by side.
+
+For each model x task shape, interleaved repeats measure training samples/s (forward, backward, clip,
+optimizer step; warm-up excluded) of (a) the LightningModule under the Trainer with the task's own
+batches and (b) a plain loop over the same model, batches and optimizer; plus the fused kernel against
+a per-step nn.*Cell loop, attn_rnn against its base RNN, the share of a step spent making data, the
+memory a step holds for backward, and optionally torch.compile on against off.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from suite.config import Cell
+from suite.runner import build, device_for, precision_for, trainer_for
+
+CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
+
+
+class CellLoop(nn.Module):
+    """The same recurrence stepped in Python with nn.*Cell: the baseline the fused kernels are measured against."""
+
+    def __init__(self, kind: str, input_size: int, cfg):
+        super().__init__()
+        self.kind = kind
+        self.cells = nn.ModuleList(CELLS[kind](input_size if i == 0 else cfg.hidden_size, cfg.hidden_size)
+                                   for i in range(cfg.num_layers))
+
+    def forward(self, x, last_only: bool = False):
+        for cell in self.cells:
+            h = x.new_zeros(x.shape[0], cell.hidden_size)
+            state = (h, h) if self.kind == "lstm" else h
+            outputs = []
+            for t in range(x.shape[1]):
+                state = cell(x[:, t], state)
+                outputs.append(state[0] if self.kind == "lstm" else state)
+            x = torch.stack(outputs, 1)
+        return x
+
+
+def _sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def hand_loss(out, y, kind):
+    """The loss written out by hand, as a user's own script would."""
+    if kind == "regress_last":
+        return F.mse_loss(out.float(), y)
+    if kind == "class_every":
+        return F.cross_entropy(out.float().reshape(-1, out.shape[-1]), y.reshape(-1))
+    return F.cross_entropy(out.float(), y)
+
+
+def raw_throughput(cell: Cell, steps: int, warmup: int, backbone=None, compile: bool = False) -> dict:
+    """Plain PyTorch: the same model, batches and optimizer, no Lightning. Returns samples/s and facts."""
+    device = device_for(cell)
+    task, train, _, _, module = build(cell, device)
+    net = module.net.to(device)
+    if backbone is not None:  # e.g. the nn.*Cell loop, same sizes
+        net.backbone = backbone.to(device)
+    opt = module.configure_optimizers()
+    params = [p for p in net.parameters()]
+    step_fn = torch.compile(net) if compile else net
+    autocast = torch.autocast("cuda", torch.bfloat16) if precision_for(cell, device) == "bf16-mixed" else _null()
+    batches = _endless(train)
+    samples, data_s, start, first_loss = 0, 0.0, None, None
+    for i in range(warmup + steps):
+        if i == warmup:
+            _sync(device)
+            start = time.perf_counter()
+        t0 = time.perf_counter()
+        x, y = next(batches)
+        if i >= warmup:
+            data_s += time.perf_counter() - t0
+            samples += len(x)
+        with autocast:
+            loss = hand_loss(step_fn(x), y, task.output_kind)
+        first_loss = loss.detach() if first_loss is None else first_loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cell.train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, cell.train.grad_clip)
+        opt.step()
+    _sync(device)
+    seconds = time.perf_counter() - start if start is not None else float("nan")
+    return {"samples_per_s": samples / seconds, "data_share": data_s / seconds, "first_loss": float(first_loss)}
+
+
+def suite_throughput(cell: Cell, steps: int, warmup: int) -> dict:
+    """The suite's real path: SeqModule under the Trainer, the task's own batches, the run's callbacks."""
+    from suite.callbacks import TrainSpeed
+
+    device = device_for(cell)
+    _, train, _, _, module = build(cell, device)
+    speed = TrainSpeed(warmup)
+    trainer = trainer_for(dataclasses.replace(cell, train=dataclasses.replace(cell.train, epochs=1)), device,
+                          [speed], progress=False, limit_train_batches=warmup + steps, limit_val_batches=0)
+    trainer.fit(module, _Limited(train, warmup + steps))
+    return {"samples_per_s": speed.samples_per_s}
+
+
+def saved_activation_mb(cell: Cell) -> float:
+    """MB of tensors autograd keeps for one training step's backward (device-independent memory figure)."""
+    device = device_for(cell)
+    _, train, _, _, module = build(cell, device)
+    x, y = next(iter(train))
+    total = 0
+    seen = set()
+
+    def pack(t):
+        nonlocal total
+        key = (t.untyped_storage().data_ptr(), t.dtype)
+        if key not in seen:
+            seen.add(key)
+            total += t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        module.model_step((x, y))[0].backward()
+    return total / 2**20
+
+
+def peak_cuda_mb(cell: Cell, steps: int = 3) -> float:
+    torch.cuda.reset_peak_memory_stats()
+    raw_throughput(cell, steps, 1)
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+class _Limited:
+    def __init__(self, iterable, n):
+        self.iterable, self.n = iterable, n
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        for i, batch in zip(range(self.n), _endless(self.iterable)):
+            yield batch
+
+
+def _endless(iterable):
+    while True:
+        yield from iterable
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def median(values):
+    values = [v for v in values if math.isfinite(v)]
+    return statistics.median(values) if values else float("nan")
+
+
+@dataclasses.dataclass
+class SpeedRow:
+    cell: Cell
+    suite: float  # samples/s, median
+    raw: float
+    cell_loop: float | None = None  # samples/s of the nn.*Cell loop (rnn/lstm/gru)
+    compiled: float | None = None  # samples/s of the raw loop under torch.compile
+    data_share: float = float("nan")
+    activation_mb: float = float("nan")
+    peak_mb: float | None = None  # CUDA only
+    attn_vs_base: float | None = None  # attn_rnn step time / its base RNN's step time (same shape)
+    same_loss: bool = True
+
+    @property
+    def ratio(self) -> float:
+        return self.suite / self.raw
+
+    def metrics(self) -> dict:
+        m = {"suite_samples_per_s": self.suite, "raw_samples_per_s": self.raw, "suite_vs_raw": self.ratio,
+             "data_share": self.data_share, "activation_mb": self.activation_mb}
+        if self.cell_loop:
+            m["fused_vs_cell"] = self.raw / self.cell_loop
+        if self.compiled:
+            m["compile_vs_eager"] = self.compiled / self.raw
+        if self.peak_mb is not None:
+            m["peak_mem_mb"] = self.peak_mb
+        if self.attn_vs_base is not None:
+            m["attn_vs_base_step_time"] = self.attn_vs_base
+        return {k: v for k, v in m.items() if math.isfinite(v)}
+
+
+def measure(cell: Cell, repeats: int = 5, steps: int | None = None, warmup: int = 5, compile: bool = False,
+            target_s: float = 1.0) -> SpeedRow:
+    """All figures for one cell; the variants are interleaved within each repeat so drift hits them alike."""
+    if steps is None:  # size each measurement to about target_s seconds
+        probe = raw_throughput(cell, 3, 2)["samples_per_s"]
+        steps = max(5, min(300, round(target_s * probe / cell.train.batch_size)))
+    suite, raw, loop, compiled, shares = [], [], [], [], []
+    backbone = None
+    if cell.model in CELLS:
+        from suite.models import resolve
+        from tasks import TASKS
+
+        task = TASKS[cell.task](cell.task_cfg)
+        backbone = lambda: CellLoop(cell.model, task.input_size,  # noqa: E731
+                                    resolve(cell.model, cell.model_cfg, task.input_size, task.n_outputs))
+    for _ in range(repeats):
+        suite.append(suite_throughput(cell, steps, warmup)["samples_per_s"])
+        r = raw_throughput(cell, steps, warmup)
+        raw.append(r["samples_per_s"])
+        shares.append(r["data_share"])
+        if backbone is not None:
+            loop.append(raw_throughput(cell, max(3, steps // 4), 1, backbone=backbone())["samples_per_s"])
+        if compile:
+            compiled.append(raw_throughput(cell, steps, warmup, compile=True)["samples_per_s"])
+    device = device_for(cell)
+    return SpeedRow(cell, median(suite), median(raw), median(loop) if loop else None,
+                    median(compiled) if compiled else None, median(shares), saved_activation_mb(cell),
+                    peak_cuda_mb(cell) if device == "cuda" else None, same_loss=same_first_loss(cell))
+
+
+def same_first_loss(cell: Cell) -> bool:
+    """The raw loop and the suite compute the same loss on the same first batch (the same work is timed)."""
+    device = device_for(cell)
+    task, train, _, _, module = build(cell, device)
+    batch = next(iter(train))
+    raw = raw_throughput(cell, 0, 1)["first_loss"]  # one step: the loss before any update
+    with torch.no_grad():
+        ours = float(module.model_step(batch)[0])
+    return math.isclose(raw, ours, rel_tol=1e-4, abs_tol=1e-6)
+
+
+def attach_attn_ratios(rows: list[SpeedRow]):
+    """attn_rnn's step time over its base RNN's on the same task shape, when both were measured."""
+    by_shape = {(r.cell.model, r.cell.task, r.cell.seq_len): r for r in rows}
+    for r in rows:
+        if r.cell.model == "attn_rnn":
+            base = by_shape.get((r.cell.model_cfg.cell, r.cell.task, r.cell.seq_len))
+            if base is not None:
+                r.attn_vs_base = base.raw / r.raw  # step time ratio = inverse throughput ratio
+
+
+def speed_table(rows: list[SpeedRow]) -> str:
+    header = ("model", "task", "T", "suite/s", "raw/s", "suite/raw", "fused/cell", "attn/base", "data %",
+              "act MB", "compile" if any(r.compiled for r in rows) else "")
+    body = []
+    for r in rows:
+        body.append((r.cell.model, r.cell.task, str(r.cell.seq_len), f"{r.suite:.0f}", f"{r.raw:.0f}",
+                     f"{r.ratio:.3f}", f"{r.raw / r.cell_loop:.2f}x" if r.cell_loop else "-",
+                     f"{r.attn_vs_base:.2f}x" if r.attn_vs_base else "-", f"{100 * r.data_share:.1f}",
+                     f"{r.activation_mb:.1f}", f"{r.compiled / r.raw:.2f}x" if r.compiled else ""))
+    widths = [max(len(row[i]) for row in (header, *body)) for i in range(len(header))]
+    fmt = lambda row: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+    return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, body)])
