@@ -25,14 +25,15 @@ class MlflowEpochMetrics(pl.Callback):
 
 
 class TrainSpeed(pl.Callback):
-    """Samples/s over training steps only: each epoch's first step (and the warm-up) left out.
+    """Samples/s over training steps only: validation and the first `warmup_calls` calls left out.
 
-    The clock runs from the end of the first counted-out step to the end of the epoch's last step,
-    synchronising the GPU at those two points only, never per step.
+    A call is one training_step (a group of batches). In the first epoch the clock starts after the
+    warm-up calls, in later ones at the epoch's start; it stops after the epoch's last call. The GPU
+    is synchronised at those two points only, never per step.
     """
 
-    def __init__(self, warmup_steps: int = 5):
-        self.warmup = max(1, warmup_steps)
+    def __init__(self, warmup_calls: int = 1):
+        self.warmup = warmup_calls
         self.samples, self.seconds, self.epoch_times = 0, 0.0, []
         self._window_start = self._epoch_start = None
         self._window_samples = 0
@@ -43,17 +44,19 @@ class TrainSpeed(pl.Callback):
         return time.perf_counter()
 
     def on_train_epoch_start(self, trainer, pl_module):
-        self._epoch_start, self._window_start, self._window_samples = time.perf_counter(), None, 0
+        self._epoch_start, self._window_samples = time.perf_counter(), 0
+        warm = trainer.current_epoch == 0 and self.warmup > 0
+        self._window_start = None if warm else self._now(pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        skip = self.warmup if trainer.current_epoch == 0 else 1
-        if batch_idx + 1 == skip:
-            self._window_start = self._now(pl_module)
-        elif batch_idx + 1 > skip:
-            self._window_samples += len(batch[0])
-            if batch_idx + 1 == trainer.num_training_batches:
-                self.seconds += self._now(pl_module) - self._window_start
-                self.samples += self._window_samples
+        if self._window_start is None:
+            if batch_idx + 1 == self.warmup:
+                self._window_start = self._now(pl_module)
+            return
+        self._window_samples += sum(len(x) for x, _ in batch)
+        if batch_idx + 1 == trainer.num_training_batches:
+            self.seconds += self._now(pl_module) - self._window_start
+            self.samples += self._window_samples
 
     def on_train_epoch_end(self, trainer, pl_module):
         self.epoch_times.append(time.perf_counter() - self._epoch_start)

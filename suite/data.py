@@ -41,3 +41,23 @@ class Batches:
         for i in range(self.steps):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             yield self.x[idx], self.y[idx]
+
+
+class Groups:
+    """Batches of an iterable in lists of `k`: one SeqModule.training_step call makes k optimizer steps."""
+
+    def __init__(self, batches, k: int):
+        self.batches, self.k = batches, k
+
+    def __len__(self):
+        return math.ceil(len(self.batches) / self.k)
+
+    def __iter__(self):
+        group = []
+        for batch in self.batches:
+            group.append(batch)
+            if len(group) == self.k:
+                yield group
+                group = []
+        if group:
+            yield group

@@ -69,7 +69,7 @@ def raw_throughput(cell: Cell, steps: int, warmup: int, backbone=None, compile: 
     params = [p for p in net.parameters()]
     step_fn = torch.compile(net) if compile else net
     autocast = torch.autocast("cuda", torch.bfloat16) if precision_for(cell, device) == "bf16-mixed" else _null()
-    batches = _endless(train)
+    batches = _endless(train.batches)
     samples, data_s, start, first_loss = 0, 0.0, None, None
     for i in range(warmup + steps):
         if i == warmup:
@@ -99,10 +99,13 @@ def suite_throughput(cell: Cell, steps: int, warmup: int) -> dict:
 
     device = device_for(cell)
     _, train, _, _, module = build(cell, device)
-    speed = TrainSpeed(warmup)
+    k = cell.train.steps_per_call
+    warm = max(1, math.ceil(warmup / k))
+    calls = warm + max(1, math.ceil(steps / k))
+    speed = TrainSpeed(warm)
     trainer = trainer_for(dataclasses.replace(cell, train=dataclasses.replace(cell.train, epochs=1)), device,
-                          [speed], progress=False, limit_train_batches=warmup + steps, limit_val_batches=0)
-    trainer.fit(module, _Limited(train, warmup + steps))
+                          [speed], progress=False, limit_train_batches=calls, limit_val_batches=0)
+    trainer.fit(module, _Limited(train, calls))
     return {"samples_per_s": speed.samples_per_s}
 
 
@@ -110,7 +113,7 @@ def saved_activation_mb(cell: Cell) -> float:
     """MB of tensors autograd keeps for one training step's backward (device-independent memory figure)."""
     device = device_for(cell)
     _, train, _, _, module = build(cell, device)
-    x, y = next(iter(train))
+    x, y = next(iter(train.batches))
     total = 0
     seen = set()
 
@@ -228,7 +231,7 @@ def same_first_loss(cell: Cell) -> bool:
     """The raw loop and the suite compute the same loss on the same first batch (the same work is timed)."""
     device = device_for(cell)
     task, train, _, _, module = build(cell, device)
-    batch = next(iter(train))
+    batch = next(iter(train.batches))
     raw = raw_throughput(cell, 0, 1)["first_loss"]  # one step: the loss before any update
     with torch.no_grad():
         ours = float(module.model_step(batch)[0])
