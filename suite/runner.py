@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from suite.config import Cell
 from suite.errors import UserError
 
-log = logging.getLogger("rnnbench")
-
 
 def init_torch():
     """Process-wide torch settings; call before the first parallel op (threads inherit it then)."""

@@ -199,7 +199,8 @@ class SpeedRow:
 
 def measure(cell: Cell, repeats: int = 5, steps: int | None = None, warmup: int = 5, compile: bool = False,
             target_s: float = 1.0) -> SpeedRow:
-    """All figures for one cell; the variants are interleaved within each repeat so drift hits them alike."""
+    """All figures for one cell; the variants are interleaved within each repeat, and the suite and the
+    raw loop take turns going first, so drift and warm-up order hit them alike."""
     if steps is None:  # size each measurement to about target_s seconds
         probe = raw_throughput(cell, 3, 2)["samples_per_s"]
         steps = max(5, min(300, round(target_s * probe / cell.train.batch_size)))
@@ -212,11 +213,14 @@ def measure(cell: Cell, repeats: int = 5, steps: int | None = None, warmup: int 
         task = TASKS[cell.task](cell.task_cfg)
         backbone = lambda: CellLoop(cell.model, task.input_size,  # noqa: E731
                                     resolve(cell.model, cell.model_cfg, task.input_size, task.n_outputs))
-    for _ in range(repeats):
-        suite.append(suite_throughput(cell, steps, warmup)["samples_per_s"])
-        r = raw_throughput(cell, steps, warmup)
-        raw.append(r["samples_per_s"])
-        shares.append(r["data_share"])
+    for repeat in range(repeats):
+        for variant in ("suite", "raw") if repeat % 2 == 0 else ("raw", "suite"):  # neither always goes first
+            if variant == "suite":
+                suite.append(suite_throughput(cell, steps, warmup)["samples_per_s"])
+            else:
+                r = raw_throughput(cell, steps, warmup)
+                raw.append(r["samples_per_s"])
+                shares.append(r["data_share"])
         if backbone is not None:
             loop.append(raw_throughput(cell, max(3, steps // 4), 1, backbone=backbone())["samples_per_s"])
         if compile:
