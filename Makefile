@@ -8,7 +8,7 @@ ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install test test-slow benchmark speed ui clean
+.PHONY: help install test test-slow benchmark tune speed ui dashboard clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,11 +32,17 @@ test-slow: $(STAMP) ## run the tests marked slow too
 benchmark: $(STAMP) ## train every model on every task of PROFILE (auto|smoke|cpu|full) into MLflow
 	$(BIN)/rnnbench benchmark --profile $(PROFILE) $(ARGS)
 
+tune: $(STAMP) ## Optuna-tune every model x task of PROFILE with the same budget (then: make benchmark ARGS=--tuned)
+	$(BIN)/rnnbench tune --profile $(PROFILE) $(ARGS)
+
 speed: $(STAMP) ## time the suite against hand-written PyTorch per model x task (ARGS="--compile" etc.)
 	$(BIN)/rnnbench speed $(ARGS)
 
 ui: $(STAMP) ## open the MLflow UI on the local store at http://127.0.0.1:5000
 	$(BIN)/rnnbench ui
+
+dashboard: $(STAMP) ## optuna-dashboard on the local tuning journal at http://127.0.0.1:8080
+	$(BIN)/optuna-dashboard --host 127.0.0.1 --port 8080 optuna-journal.log
 
 clean: ## remove the venv, caches and generated reports (keeps the MLflow store)
 	rm -rf $(VENV) .pytest_cache lightning_logs *.egg-info

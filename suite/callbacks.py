@@ -34,7 +34,7 @@ class TrainSpeed(pl.Callback):
 
     def __init__(self, warmup_calls: int = 1):
         self.warmup = warmup_calls
-        self.samples, self.seconds, self.epoch_times = 0, 0.0, []
+        self.samples, self.seconds, self.epoch_times, self.epochs_started = 0, 0.0, [], 0
         self._window_start = self._epoch_start = None
         self._window_samples = 0
 
@@ -44,6 +44,7 @@ class TrainSpeed(pl.Callback):
         return time.perf_counter()
 
     def on_train_epoch_start(self, trainer, pl_module):
+        self.epochs_started += 1
         self._epoch_start, self._window_samples = time.perf_counter(), 0
         warm = trainer.current_epoch == 0 and self.warmup > 0
         self._window_start = None if warm else self._now(pl_module)

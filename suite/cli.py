@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -42,6 +43,21 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--models", type=_csv, help="comma-separated subset of models")
     bench.add_argument("--tasks", type=_csv, help="comma-separated subset of tasks")
     bench.add_argument("--seeds", type=int, help="number of seeds (0..N-1), overriding the profile")
+    bench.add_argument("--tuned", action="store_true", help="use each model x task study's best parameters")
+    bench.add_argument("--storage", help="Optuna storage for --tuned (default: see `rnnbench tune --help`)")
+    tune = sub.add_parser("tune", parents=[common, source], help="Optuna-tune models on tasks, same budget each")
+    tune.add_argument("--model", help="one model (default: every model of the profile)")
+    tune.add_argument("--task", help="one task (default: every task of the profile)")
+    tune.add_argument("--trials", type=int, help="top the study up to N trials (default: the profile's tune.trials)")
+    tune.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
+    tune.add_argument("--study", help="study name (default: <profile>-<model>-<task>-T<len>)")
+    tune.add_argument("--storage", help="Optuna storage: a SQLAlchemy URL, or a journal file path "
+                                        "(default: $RNNBENCH_OPTUNA_STORAGE, else optuna-journal.log beside mlflow.db)")
+    tune.add_argument("--workers", type=int, default=1, help="worker processes on the study (one GPU each)")
+    tune.add_argument("--pruner", choices=("median", "hyperband", "none"), help="override the profile's tune.pruner")
+    tune.add_argument("--space", help="search-space YAML (default: configs/search/<model>.yaml)")
+    tune.add_argument("--parent-run", help=argparse.SUPPRESS)  # set for worker processes
+    tune.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     speed = sub.add_parser("speed", parents=[common, source], help="suite vs hand-written PyTorch training speed")
     speed.set_defaults(config=None, profile="auto")
     speed.add_argument("--models", type=_csv, help="comma-separated subset of models")
@@ -136,10 +152,14 @@ def cmd_benchmark(args) -> int:
     if seeds == []:
         raise UserError("--seeds: needs at least 1")
     cells, name = _plan(args, args.models, args.tasks, seeds)
+    tags = {}
+    if args.tuned:
+        cells, tags = _tuned(cells, name, args)
     experiment_id, experiment = _start(args, name)
     print(f"{len(cells)} cells: {len({c.model for c in cells})} models × "
-          f"{len({(c.task, c.seq_len) for c in cells})} task settings × {len({c.seed for c in cells})} seeds", flush=True)
-    outcomes = run_matrix(cells, experiment_id, name, force=args.force)
+          f"{len({(c.task, c.seq_len) for c in cells})} task settings × {len({c.seed for c in cells})} seeds"
+          + (" · tuned" if args.tuned else ""), flush=True)
+    outcomes = run_matrix(cells, experiment_id, name, force=args.force, tags=tags)
     print(table(outcomes))
     failed = [o for o in outcomes if o.status == "FAILED"]
     skipped = sum(o.status == "SKIPPED" for o in outcomes)
@@ -148,6 +168,134 @@ def cmd_benchmark(args) -> int:
         print(f"  FAILED {o.cell.label}: {o.error} (run {o.run_id})")
     print(f"Browse the runs: `make ui` → http://127.0.0.1:5000 (experiment {experiment})")
     return 1 if failed else 0
+
+
+def _tuned(cells, profile, args):
+    """Each cell with its study's best parameters, and tags naming the study."""
+    import optuna
+
+    from suite.tracking import tracking_uri
+    from suite.tuning import open_storage, storage_url, study_name, with_params
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = storage_url(args.storage, tracking_uri(getattr(args, "tracking_uri", None)))
+    storage, tuned, tags = open_storage(url), [], {}
+    for cell in cells:
+        name = study_name(profile, cell)
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+            params = study.best_params
+        except (KeyError, ValueError):
+            raise UserError(f"--tuned: no finished study '{name}' in {url}; run `rnnbench tune --profile {profile} "
+                            f"--model {cell.model} --task {cell.task}` (or `make tune`) first") from None
+        new = with_params(cell, params)
+        tuned.append(new)
+        tags[new.config_hash] = {"tuned": "true", "study": name, "study_best_trial": str(study.best_trial.number)}
+    return tuned, tags
+
+
+def cmd_tune(args) -> int:
+    import subprocess
+
+    from mlflow import MlflowClient
+
+    from suite.config import apply_sets, load_raw, plan, tune_config
+    from suite.tracking import redact, tracking_uri
+    from suite.tuning import load_space, make_study, run_worker, storage_url, study_name, summarise
+
+    if args.workers < 1 or (args.trials is not None and args.trials < 1):
+        raise UserError("--workers and --trials: need at least 1")
+    if args.profile == "auto" and not args.config:
+        print(f"profile auto → {_auto_name()}", flush=True)
+    raw, name, source = load_raw(args.profile, args.config)
+    if args.model:
+        raw["models"] = [args.model]
+    if args.task:
+        raw["tasks"] = {args.task: (raw.get("tasks") or {}).get(args.task) or {}}
+    raw = apply_sets(raw, args.set)
+    tune = tune_config(raw, source)
+    if args.trials or args.pruner:
+        tune = dataclasses.replace(tune, trials=args.trials or tune.trials, pruner=args.pruner or tune.pruner)
+    cells = plan(raw, source)
+    cells = list({(c.model, c.task, c.seq_len): c for c in cells if c.seed == cells[0].seed}.values())
+    if args.study and len(cells) > 1:
+        raise UserError(f"--study: names one study but this tunes {len(cells)}; add --model and --task")
+    spaces = {c.model: load_space(c.model, {**raw, "models": [c.model]}, args.space) for c in cells}  # all checked first
+    experiment_id, _ = _start(args, f"tune-{name}")
+    url = storage_url(args.storage, tracking_uri(getattr(args, "tracking_uri", None)))
+    for cell in cells:
+        study = args.study or study_name(name, cell)
+        if args.parent_run:  # a worker process started below
+            run_worker(study, url, cell, spaces[cell.model], tune, tune.trials, experiment_id, name, args.parent_run,
+                       worker=args.worker_index, timeout=args.timeout, say=lambda m: print(f"[worker {args.worker_index}] {m}", flush=True))
+            continue
+        budget = {"trials": tune.trials, "epochs": cell.train.epochs, "steps_per_epoch": cell.train.steps_per_epoch,
+                  "pruner": tune.pruner, "sampler_seed": tune.sampler_seed}
+        created = make_study(study, url, tune, epochs=cell.train.epochs)
+        for key, value in budget.items():
+            created.set_user_attr(f"budget.{key}", value)
+        parent = _study_run(experiment_id, study, cell, name, redact(url), budget)
+        print(f"study {study}: {tune.trials} trials, {cell.train.epochs} epochs each, pruner {tune.pruner} · "
+              f"storage {redact(url)}", flush=True)
+        if args.workers == 1:
+            result = run_worker(study, url, cell, spaces[cell.model], tune, tune.trials, experiment_id, name, parent,
+                                timeout=args.timeout)
+        else:
+            procs = [subprocess.Popen([sys.executable, "-m", "suite", "tune", *_worker_argv(args, cell, study, url, parent, i)],
+                                      env=_worker_env(i, args.workers)) for i in range(args.workers)]
+            codes = [p.wait() for p in procs]
+            if any(codes):
+                raise UserError(f"{study}: worker exit codes {codes}; see their messages above")
+            result = make_study(study, url, tune, epochs=cell.train.epochs)
+        summary = summarise(result, parent)
+        MlflowClient().set_terminated(parent, "FINISHED")
+        best = summary.get("best_val_loss")
+        print(f"study {study}: {summary['n_complete']} complete, {summary['n_pruned']} pruned, {summary['n_failed']} failed, "
+              f"{summary['epochs_trained']:.0f} epochs trained"
+              + (f"; best val_loss {best:.4g} with {result.best_params}" if best is not None else ""), flush=True)
+    return 0
+
+
+def _study_run(experiment_id, study, cell, profile, storage, budget) -> str:
+    """The study's one parent run: found again when the study is topped up, else created."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Param
+
+    client = MlflowClient()
+    found = client.search_runs([experiment_id], f"tags.study = '{study}' and tags.rnnbench_role = 'study'", max_results=1)
+    if found:
+        client.update_run(found[0].info.run_id, status="RUNNING")
+        return found[0].info.run_id
+    run = client.create_run(experiment_id, run_name=f"study-{study}", tags={
+        "rnnbench_role": "study", "study": study, "model": cell.model, "task": cell.task, "seq_len": str(cell.seq_len),
+        "profile": profile, "storage": storage})
+    client.log_batch(run.info.run_id, params=[Param(f"budget.{k}", str(v)) for k, v in budget.items()])
+    return run.info.run_id
+
+
+def _worker_argv(args, cell, study, url, parent, index) -> list[str]:
+    """The same tune command, narrowed to one study, for worker process `index`."""
+    argv = ["--model", cell.model, "--task", cell.task, "--study", study, "--storage", url,
+            "--parent-run", parent, "--worker-index", str(index)]
+    argv += ["--config", args.config] if args.config else ["--profile", args.profile]
+    for item in args.set:
+        argv += ["--set", item]
+    for flag in ("trials", "pruner", "timeout", "space", "tracking_uri", "experiment"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            argv += [f"--{flag.replace('_', '-')}", str(value)]
+    return argv
+
+
+def _worker_env(index: int, workers: int) -> dict:
+    import torch
+
+    env = dict(os.environ)
+    gpus = torch.cuda.device_count()
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
+    env["RNNBENCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    return env
 
 
 def cmd_speed(args) -> int:
@@ -205,4 +353,5 @@ def _auto_name() -> str:
     return f"{name} ({'CUDA found' if name == 'full' else 'no CUDA device'})"
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "benchmark": cmd_benchmark, "speed": cmd_speed, "ui": cmd_ui}
+COMMANDS = {"list": cmd_list, "run": cmd_run, "benchmark": cmd_benchmark, "tune": cmd_tune, "speed": cmd_speed,
+            "ui": cmd_ui}

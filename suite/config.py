@@ -18,7 +18,7 @@ from tasks import TASKS
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PROFILES = ("smoke", "cpu", "full")
-TOP_KEYS = ("models", "seeds", "model", "train", "tasks")
+TOP_KEYS = ("models", "seeds", "model", "train", "tasks", "tune")
 ENTRY_KEYS = ("model", "train")  # per-task overrides, beside the task's own settings
 
 
@@ -38,6 +38,15 @@ class TrainConfig:
     precision: Literal["auto", "32-true", "bf16-mixed"] = "auto"  # auto: bf16-mixed on cuda, else 32-true
     warmup_steps: NonNegInt = 5  # first optimizer steps left out of train_samples_per_s
     steps_per_call: PosInt = 8  # optimizer steps per Lightning training_step call (Keras' steps_per_execution)
+
+
+@dataclass(config=STRICT)
+class TuneConfig:
+    trials: PosInt = 20  # per model x task: every model gets the same number
+    pruner: Literal["median", "hyperband", "none"] = "median"  # fed val_loss after every epoch
+    startup_trials: NonNegInt = 3  # median pruner: trials that always run to the end first
+    warmup_epochs: NonNegInt = 1  # median pruner: epochs before a trial may be pruned
+    sampler_seed: int = 0  # TPE sampler seed (worker i uses seed + i)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,6 +169,11 @@ def plan(raw: dict, source: str = "config") -> list[Cell]:
     if not cells:
         raise UserError(f"{source}: nothing to run (no models, tasks or seeds)")
     return cells
+
+
+def tune_config(raw: dict, source: str = "config") -> TuneConfig:
+    """The experiment's `tune:` section: the budget every model gets."""
+    return build(TuneConfig, _section(raw.get("tune"), "tune", source), "tune", source)
 
 
 def build(cls, data: dict, where: str, source: str):

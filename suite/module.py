@@ -1,6 +1,8 @@
 """One thin LightningModule for every model and task: head, loss, metric and optimizer."""
 from __future__ import annotations
 
+import math
+
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
@@ -66,7 +68,10 @@ class SeqModule(pl.LightningModule):
         for key in (f"{stage}_loss", f"{stage}_{self.metric}"):
             value = self.sums.pop(key, None)
             if n and value is not None:
-                self.log(key, value / n)
+                mean = float(value) / n
+                if not math.isfinite(mean):  # a diverged run stops here rather than train on NaNs
+                    raise FloatingPointError(f"{key} became {mean} in epoch {self.current_epoch}")
+                self.log(key, mean)
 
     def training_step(self, batches, batch_idx):
         opt, clip = self.optimizers(use_pl_optimizer=False), self.train_cfg.grad_clip

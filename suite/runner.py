@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import resource
 import sys
 import time
@@ -20,6 +21,8 @@ def init_torch():
 
     # Denormals slow the backward pass of long sequences 3-5x on CPU; flushing them costs nothing.
     torch.set_flush_denormal(True)
+    if os.environ.get("RNNBENCH_THREADS"):  # set for parallel tuning workers: the cores split between them
+        torch.set_num_threads(int(os.environ["RNNBENCH_THREADS"]))
     import lightning.pytorch  # noqa: F401  (it sets its loggers to INFO on import: quieten them after)
 
     for name in ("lightning.pytorch", "lightning.fabric", "lightning_utilities", "mlflow", "alembic"):
@@ -99,16 +102,23 @@ def _no_profiler():
 @dataclass
 class Outcome:
     cell: Cell
-    status: str  # FINISHED, SKIPPED, FAILED
+    status: str  # FINISHED, SKIPPED, FAILED, PRUNED
     run_id: str | None = None
     metrics: dict = field(default_factory=dict)
     error: str | None = None
+    val_loss: float | None = None  # the last validation's, for tuning
 
 
-def run_cell(cell: Cell, experiment_id: str, profile: str, progress: bool = False) -> Outcome:
-    """Train, validate each epoch and test one cell, all recorded in one MLflow run."""
+def run_cell(cell: Cell, experiment_id: str, profile: str, progress: bool = False, tags: dict | None = None,
+             callbacks: list | None = None) -> Outcome:
+    """Train, validate each epoch and test one cell, all recorded in one MLflow run.
+
+    `tags` go on the run (e.g. mlflow.parentRunId for a tuning trial); `callbacks` join the Trainer's.
+    A callback raising optuna.TrialPruned ends the run as PRUNED (FINISHED in MLflow, tagged).
+    """
     import mlflow
     import torch
+    from optuna import TrialPruned
 
     from suite.callbacks import MlflowEpochMetrics, TrainSpeed
     from suite.tracking import environment, flatten, git_sha
@@ -117,7 +127,8 @@ def run_cell(cell: Cell, experiment_id: str, profile: str, progress: bool = Fals
     run = mlflow.start_run(experiment_id=experiment_id, run_name=f"{cell.model}-{cell.task}-T{cell.seq_len}-s{cell.seed}",
                            tags={"model": cell.model, "task": cell.task, "seq_len": str(cell.seq_len),
                                  "seed": str(cell.seed), "profile": profile, "config_hash": cell.config_hash,
-                                 "git_sha": git_sha(), "device": device, **environment()})
+                                 "git_sha": git_sha(), "device": device, **environment(), **(tags or {})})
+    speed = None
     try:
         task, train, val, test, module = build(cell, device)
         resolved = cell.resolved()
@@ -126,20 +137,27 @@ def run_cell(cell: Cell, experiment_id: str, profile: str, progress: bool = Fals
         mlflow.log_params(flatten(resolved) | {f"task.{k}": str(v) for k, v in task.describe().items()})
         mlflow.log_dict(resolved, "config.yaml")
         speed = TrainSpeed(math.ceil(cell.train.warmup_steps / cell.train.steps_per_call))
-        trainer = trainer_for(cell, device, [MlflowEpochMetrics(run.info.run_id), speed], progress)
+        trainer = trainer_for(cell, device, [MlflowEpochMetrics(run.info.run_id), speed, *(callbacks or [])], progress)
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         trainer.fit(module, train, val)
+        val_loss = trainer.callback_metrics.get("val_loss")  # before test() replaces the metrics
         result = trainer.test(module, test, verbose=False)[0]
         peak = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda"
                 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # CPU: process peak RSS
         metrics = {**{k: float(v) for k, v in result.items()}, "chance_loss": task.chance_loss(),
                    "train_samples_per_s": speed.samples_per_s, "peak_mem_mb": peak,
                    "epoch_time_s": sum(speed.epoch_times) / max(len(speed.epoch_times), 1),
-                   "n_params": sum(p.numel() for p in module.parameters())}
+                   "n_params": sum(p.numel() for p in module.parameters()), "epochs_trained": speed.epochs_started}
         mlflow.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)})
         mlflow.end_run("FINISHED")
-        return Outcome(cell, "FINISHED", run.info.run_id, metrics)
+        return Outcome(cell, "FINISHED", run.info.run_id, metrics, val_loss=None if val_loss is None else float(val_loss))
+    except TrialPruned:
+        epochs = speed.epochs_started if speed else 0  # the pruned epoch was trained and validated
+        mlflow.set_tags({"optuna_state": "PRUNED", "pruned_at_epoch": str(epochs)})
+        mlflow.log_metric("epochs_trained", epochs)
+        mlflow.end_run("FINISHED")
+        return Outcome(cell, "PRUNED", run.info.run_id, {"epochs_trained": epochs})
     except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into SystemExit(1)
         mlflow.end_run("KILLED")
         raise KeyboardInterrupt from None
@@ -154,8 +172,11 @@ def run_cell(cell: Cell, experiment_id: str, profile: str, progress: bool = Fals
 
 
 def run_matrix(cells: list[Cell], experiment_id: str, profile: str, force: bool = False,
-               progress: bool | None = None) -> list[Outcome]:
-    """Every cell in turn; finished cells (same config_hash) are skipped unless forced."""
+               progress: bool | None = None, tags: dict[str, dict] | None = None) -> list[Outcome]:
+    """Every cell in turn; finished cells (same config_hash) are skipped unless forced.
+
+    `tags` maps a cell's config_hash to extra tags for its run (e.g. the study a tuned cell came from).
+    """
     from tqdm.auto import tqdm
 
     from suite.tracking import finished_runs
@@ -171,7 +192,7 @@ def run_matrix(cells: list[Cell], experiment_id: str, profile: str, force: bool 
                 note = "already finished, skipped (--force reruns)"
             else:
                 bar.set_postfix_str(cell.label)
-                outcome = run_cell(cell, experiment_id, profile, progress=tty)
+                outcome = run_cell(cell, experiment_id, profile, progress=tty, tags=(tags or {}).get(cell.config_hash))
                 note = _headline(outcome)
             outcomes.append(outcome)
             bar.update()

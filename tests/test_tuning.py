@@ -1,0 +1,137 @@
+"""Tuning: studies resume and top up, prune, run in parallel, survive a diverging trial, feed --tuned."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+from mlflow import MlflowClient
+
+from suite.cli import main
+from suite.config import load_raw
+from suite.models import MODELS
+from suite.tuning import load_space
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = ["--profile", "smoke", "--model", "lstm", "--task", "adding"]
+
+
+def child_runs(uri, experiment, parent_tag="study"):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("rnnbench_role") == "study"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return parents, children
+
+
+def study(path, name="smoke-lstm-adding-T20"):
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(JournalFileBackend(str(path))))
+
+
+def test_a_study_records_parent_and_trials_then_tops_up_and_feeds_tuned(in_store, tmp_path, capsys):
+    storage = str(tmp_path / "journal.log")
+    args = ["tune", *SMOKE, "--tracking-uri", in_store, "--experiment", "t-tune", "--storage", storage]
+    assert main(args) == 0
+    parents, children = child_runs(in_store, "t-tune")
+    assert len(parents) == 1 and len(children) == 4
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    assert all(c.data.tags["optuna_state"] in ("COMPLETE", "PRUNED") for c in children)
+    parent = parents[0]
+    assert parent.data.tags["model"] == "lstm" and parent.data.tags["storage"] == storage
+    assert parent.data.params["budget.trials"] == "4" and parent.data.params["budget.pruner"] == "median"
+
+    assert main([*args, "--trials", "6"]) == 0  # resumes: exactly 2 more
+    parents, children = child_runs(in_store, "t-tune")
+    s = study(storage)
+    assert len(parents) == 1 and len(children) == 6 and len(s.trials) == 6
+    assert sorted(int(c.data.tags["optuna_trial"]) for c in children) == list(range(6))
+    assert s.user_attrs["budget.trials"] == 6
+    pruned = [t for t in s.trials if t.state.name == "PRUNED"]
+    assert pruned, "the smoke profile's aggressive median pruner prunes the weaker trials"
+    pruned_run = next(c for c in children if c.data.tags["optuna_state"] == "PRUNED")
+    assert pruned_run.data.tags["pruned_at_epoch"] == "1" and pruned_run.data.metrics["epochs_trained"] == 1
+    parent = MlflowClient(in_store).get_run(parents[0].info.run_id)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["best_val_loss"] == pytest.approx(s.best_value)
+    assert parent.data.tags["best.train.lr"] == str(s.best_params["train.lr"])
+    out = capsys.readouterr().out
+    assert "6/6 done" in out and "best val_loss" in out
+
+    bench = ["benchmark", "--profile", "smoke", "--models", "lstm", "--tasks", "adding", "--tuned", "--storage", storage,
+             "--tracking-uri", in_store, "--experiment", "t-tuned"]
+    assert main(bench) == 0
+    exp = mlflow.get_experiment_by_name("t-tuned")
+    (run,) = MlflowClient(in_store).search_runs([exp.experiment_id])
+    assert run.data.tags["tuned"] == "true" and run.data.tags["study"] == "smoke-lstm-adding-T20"
+    for key, value in s.best_params.items():
+        assert run.data.params[key] == str(value)
+
+
+def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(in_store, tmp_path, monkeypatch):
+    import torch
+
+    import suite.runner
+
+    real, calls = suite.runner.build, []
+
+    def build(cell, device):  # the second trial's loss turns NaN
+        parts = real(cell, device)
+        calls.append(cell)
+        if len(calls) == 2:
+            step = parts[-1].model_step
+            parts[-1].model_step = lambda batch, metric=True: (step(batch, metric)[0] * torch.tensor(float("nan")), None)
+        return parts
+
+    monkeypatch.setattr(suite.runner, "build", build)
+    storage = str(tmp_path / "journal.log")
+    assert main(["tune", *SMOKE, "--trials", "3", "--tracking-uri", in_store, "--experiment", "t-nan", "--storage", storage]) == 0
+    s = study(storage)
+    states = [t.state.name for t in s.trials]
+    assert states.count("FAIL") == 1 and len(states) == 4  # 3 counted trials plus the failed one
+    failed = next(t for t in s.trials if t.state.name == "FAIL")
+    assert "train_loss became nan" in failed.user_attrs["fail_reason"]
+    _, children = child_runs(in_store, "t-nan")
+    bad = next(c for c in children if c.data.tags["optuna_state"] == "FAIL")
+    assert bad.info.status == "FAILED" and "FloatingPointError" in bad.data.tags["error"]
+
+
+def test_two_worker_processes_fill_the_study_exactly(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    out = subprocess.run([sys.executable, "-m", "suite", "tune", *SMOKE, "--trials", "5", "--workers", "2",
+                          "--pruner", "none", "--tracking-uri", uri], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    s = study(tmp_path / "optuna-journal.log")
+    assert [t.state.name for t in s.trials] == ["COMPLETE"] * 5
+    assert "[worker 0]" in out.stdout and "[worker 1]" in out.stdout
+    parents, children = child_runs(uri, "rnnbench-tune-smoke")
+    assert len(parents) == 1 and len(children) == 5
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("train.lr: {low: 0.1, high: 0.01}\n", "low (0.1) must be below high (0.01)"),
+    ("train.lrr: {low: 0.001, high: 0.01}\n", "train.lrr: unknown key"),
+    ("model.dropout: {low: 0.0, high: 1.5}\n", "model.dropout: Input should be less than 1"),
+    ("train.lr: {low: 0, high: 0.01, log: true}\n", "a log range needs low > 0"),
+    ("train.lr: {min: 0.001}\n", "unknown key min"),
+    ("train.batch_size: {choices: []}\n", "expected a non-empty list"),
+])
+def test_a_bad_search_space_stops_before_anything_runs(tmp_path, monkeypatch, capsys, text, expected):
+    monkeypatch.chdir(tmp_path)
+    space = tmp_path / "space.yaml"
+    space.write_text(text)
+    assert main(["tune", *SMOKE, "--space", str(space), "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err, err
+    assert not (tmp_path / "m.db").exists() and not (tmp_path / "optuna-journal.log").exists()
+
+
+def test_every_model_has_a_valid_search_space():
+    raw, _, _ = load_raw("cpu")
+    for model in MODELS:
+        assert len(load_space(model, {**raw, "models": [model]})) >= 5
