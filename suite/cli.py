@@ -237,16 +237,21 @@ def cmd_tune(args) -> int:
         parent = _study_run(experiment_id, study, cell, name, redact(url), budget)
         print(f"study {study}: {tune.trials} trials, {cell.train.epochs} epochs each, pruner {tune.pruner} · "
               f"storage {redact(url)}", flush=True)
-        if args.workers == 1:
-            result = run_worker(study, url, cell, spaces[cell.model], tune, tune.trials, experiment_id, name, parent,
-                                timeout=args.timeout)
-        else:
-            procs = [subprocess.Popen([sys.executable, "-m", "suite", "tune", *_worker_argv(args, cell, study, url, parent, i)],
-                                      env=_worker_env(i, args.workers)) for i in range(args.workers)]
-            codes = [p.wait() for p in procs]
-            if any(codes):
-                raise UserError(f"{study}: worker exit codes {codes}; see their messages above")
-            result = make_study(study, url, tune, epochs=cell.train.epochs)
+        try:
+            if args.workers == 1:
+                result = run_worker(study, url, cell, spaces[cell.model], tune, tune.trials, experiment_id, name,
+                                    parent, timeout=args.timeout)
+            else:
+                argv = [sys.executable, "-m", "suite", "tune"]
+                procs = [subprocess.Popen([*argv, *_worker_argv(args, cell, study, url, parent, i)],
+                                          env=_worker_env(i, args.workers)) for i in range(args.workers)]
+                codes = [p.wait() for p in procs]
+                if any(codes):
+                    raise UserError(f"{study}: worker exit codes {codes}; see their messages above")
+                result = make_study(study, url, tune, epochs=cell.train.epochs)
+        except BaseException as e:  # the parent run never stays RUNNING
+            MlflowClient().set_terminated(parent, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+            raise
         summary = summarise(result, parent)
         MlflowClient().set_terminated(parent, "FINISHED")
         best = summary.get("best_val_loss")

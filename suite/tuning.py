@@ -11,6 +11,7 @@ import dataclasses
 import fcntl
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -185,7 +186,7 @@ def make_objective(cell: Cell, space: list[Param], experiment_id: str, profile: 
         params = {p.key: p.suggest(trial) for p in space}
         tags = {"mlflow.parentRunId": parent_run_id, "mlflow.runName": f"trial-{trial.number}",
                 "study": trial.study.study_name, "optuna_trial": str(trial.number)}
-        outcome = run_cell(with_params(cell, params), experiment_id, profile, tags=tags,
+        outcome = run_cell(with_params(cell, params), experiment_id, profile, progress=sys.stderr.isatty(), tags=tags,
                            callbacks=[PyTorchLightningPruningCallback(trial, monitor="val_loss")])
         state = {"FINISHED": "COMPLETE", "PRUNED": "PRUNED"}.get(outcome.status, "FAIL")
         MlflowClient().set_tag(outcome.run_id, "optuna_state", state)
@@ -226,6 +227,10 @@ def run_worker(study_name: str, url: str, cell: Cell, space: list[Param], tune: 
             trial.set_user_attr("fail_reason", str(e))
             study.tell(trial, state=TrialState.FAIL)
             state, note, failures = "FAIL", str(e), failures + 1
+        except KeyboardInterrupt:  # never leave the trial RUNNING: it would hold a slot of the budget
+            trial.set_user_attr("fail_reason", "interrupted")
+            study.tell(trial, state=TrialState.FAIL)
+            raise
         n, best = counted(study), _best_value(study)
         say(f"{study_name}: trial {trial.number} {state} ({note}) · {n['COMPLETE'] + n['PRUNED']}/{trials} done, "
             f"{n['PRUNED']} pruned, {n['FAIL']} failed" + (f", best val_loss {best:.4g}" if best is not None else ""))
