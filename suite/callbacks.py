@@ -65,3 +65,29 @@ class TrainSpeed(pl.Callback):
     @property
     def samples_per_s(self) -> float:
         return self.samples / self.seconds if self.seconds else float("nan")
+
+
+class SolveWatch(pl.Callback):
+    """Notes the first validation that meets the task's solve rule, and stops once solved `patience` in a row."""
+
+    def __init__(self, task, patience: int):
+        self.task, self.patience = task, patience
+        self.steps_to_solve = self.time_to_solve_s = None
+        self.streak, self.start = 0, time.perf_counter()
+
+    def on_train_start(self, trainer, pl_module):
+        self.start = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module):
+        value = trainer.callback_metrics.get(f"val_{pl_module.metric}")
+        solved = value is not None and self.task.is_solved(float(value))
+        if solved and self.steps_to_solve is None:
+            self.steps_to_solve, self.time_to_solve_s = pl_module.steps_done, time.perf_counter() - self.start
+        self.streak = self.streak + 1 if solved else 0
+        if self.patience and self.streak >= self.patience:
+            trainer.should_stop = True
+
+    def metrics(self) -> dict:
+        if self.steps_to_solve is None:
+            return {}
+        return {"steps_to_solve": self.steps_to_solve, "time_to_solve_s": self.time_to_solve_s}

@@ -38,6 +38,7 @@ class TrainConfig:
     precision: Literal["auto", "32-true", "bf16-mixed"] = "auto"  # auto: bf16-mixed on cuda, else 32-true
     warmup_steps: NonNegInt = 5  # first optimizer steps left out of train_samples_per_s
     steps_per_call: PosInt = 8  # optimizer steps per Lightning training_step call (Keras' steps_per_execution)
+    stop_when_solved: NonNegInt = 3  # stop after this many solved validations in a row (0: never stop early)
 
 
 @dataclass(config=STRICT)

@@ -31,6 +31,7 @@ class SeqModule(pl.LightningModule):
         self.metric = "mse" if self.kind == "regress_last" else "acc"
         self.sums: dict[str, torch.Tensor] = {}  # on the device
         self.counts: dict[str, int] = {}
+        self.steps_done = 0  # optimizer steps (trainer.global_step does not see them, see above)
 
     def __setattr__(self, name, value):
         # Lightning sets this string ~45 times a call; nn.Module.__setattr__ makes each a slow dict walk.
@@ -83,6 +84,7 @@ class SeqModule(pl.LightningModule):
                 torch.nn.utils.clip_grad_norm_(self.parameters(), clip)
             opt.step()
             self._accumulate("train", loss, None, len(batch[0]))
+        self.steps_done += len(batches)
 
     def validation_step(self, batch, batch_idx):
         self._accumulate("val", *self.model_step(batch), len(batch[0]))

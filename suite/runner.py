@@ -120,7 +120,7 @@ def run_cell(cell: Cell, experiment_id: str, profile: str, progress: bool = Fals
     import torch
     from optuna import TrialPruned
 
-    from suite.callbacks import MlflowEpochMetrics, TrainSpeed
+    from suite.callbacks import MlflowEpochMetrics, SolveWatch, TrainSpeed
     from suite.tracking import environment, flatten, git_sha
 
     device = device_for(cell)
@@ -137,7 +137,9 @@ def run_cell(cell: Cell, experiment_id: str, profile: str, progress: bool = Fals
         mlflow.log_params(flatten(resolved) | {f"task.{k}": str(v) for k, v in task.describe().items()})
         mlflow.log_dict(resolved, "config.yaml")
         speed = TrainSpeed(math.ceil(cell.train.warmup_steps / cell.train.steps_per_call))
-        trainer = trainer_for(cell, device, [MlflowEpochMetrics(run.info.run_id), speed, *(callbacks or [])], progress)
+        watch = SolveWatch(task, cell.train.stop_when_solved)
+        trainer = trainer_for(cell, device, [MlflowEpochMetrics(run.info.run_id), speed, watch, *(callbacks or [])],
+                              progress)
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         trainer.fit(module, train, val)
@@ -146,9 +148,13 @@ def run_cell(cell: Cell, experiment_id: str, profile: str, progress: bool = Fals
         peak = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda"
                 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # CPU: process peak RSS
         metrics = {**{k: float(v) for k, v in result.items()}, "chance_loss": task.chance_loss(),
+                   "test_vs_chance": float(result["test_loss"]) / task.chance_loss(), **watch.metrics(),
                    "train_samples_per_s": speed.samples_per_s, "peak_mem_mb": peak,
                    "epoch_time_s": sum(speed.epoch_times) / max(len(speed.epoch_times), 1),
                    "n_params": sum(p.numel() for p in module.parameters()), "epochs_trained": speed.epochs_started}
+        solved = task.is_solved(metrics[f"test_{module.metric}"])
+        if solved is not None:
+            metrics["solved"] = float(solved)
         mlflow.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)})
         mlflow.end_run("FINISHED")
         return Outcome(cell, "FINISHED", run.info.run_id, metrics, val_loss=None if val_loss is None else float(val_loss))

@@ -20,7 +20,8 @@ def table(outcomes) -> str:
     groups = defaultdict(list)
     for o in outcomes:
         groups[(o.cell.task, o.cell.seq_len, o.cell.model)].append(o)
-    header = ("task", "T", "model", "seeds", "test metric", "test_loss", "loss/chance", "params", "samples/s", "epoch s")
+    header = ("task", "T", "model", "seeds", "test metric", "test_loss", "loss/chance", "solved", "params", "samples/s",
+              "epoch s")
     rows = []
     for (task, T, model), runs in groups.items():
         ok = [o.metrics for o in runs if o.status != "FAILED" and "test_loss" in o.metrics]
@@ -30,9 +31,10 @@ def table(outcomes) -> str:
         rows.append((task, str(T), model, f"{len(ok)}/{len(runs)}", metric,
                      _stat([m["test_loss"] for m in ok], ".4f"),
                      _stat([m["test_loss"] / m["chance_loss"] for m in ok if m.get("chance_loss")], ".3f"),
+                     f"{sum(m['solved'] == 1 for m in ok)}/{len(ok)}" if ok and all("solved" in m for m in ok) else "-",
                      _stat([m.get("n_params") for m in ok], ".0f"),
                      _stat([m.get("train_samples_per_s") for m in ok], ".0f"),
                      _stat([m.get("epoch_time_s") for m in ok], ".1f")))
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
-    line = lambda r: "  ".join(c.rjust(w) if i in (1, 3) or i > 4 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    line = lambda r: "  ".join(c.rjust(w) if i in (1, 3) or i > 4 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
     return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])

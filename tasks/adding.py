@@ -5,13 +5,14 @@ import torch
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from suite.schema import STRICT
+from suite.schema import STRICT, PosFloat
 from tasks.base import SyntheticTask
 
 
 @dataclass(config=STRICT)
 class AddingConfig:
     seq_len: Annotated[int, Field(ge=2)] = 200  # T: steps; one marker in each half
+    solved_mse: PosFloat = 0.01  # solved below this test MSE (a constant guess scores 1/6)
 
 
 class Adding(SyntheticTask):
@@ -25,6 +26,9 @@ class Adding(SyntheticTask):
 
     def chance_loss(self):
         return 1 / 6  # Var(U1 + U2) = 2/12: the MSE of always guessing the mean, 1
+
+    def is_solved(self, metric):
+        return metric < self.cfg.solved_mse
 
     def make_batch(self, n, generator, device):
         T, half = self.cfg.seq_len, self.cfg.seq_len // 2

@@ -39,6 +39,10 @@ class Task:
         """Extra facts a run records (data source, permutation seed, ...)."""
         return {}
 
+    def is_solved(self, metric: float) -> bool | None:
+        """Whether a value of the task's metric (acc or mse) meets its solve rule; None: the task has none."""
+        return None
+
 
 class SyntheticTask(Task):
     """A task whose data is generated: endless training batches, val/test fixed by their seeds."""

@@ -1,8 +1,10 @@
 """The copying memory task, as Arjovsky, Shah & Bengio (2016) define it."""
 import math
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from suite.schema import STRICT, PosInt
@@ -14,6 +16,7 @@ BLANK, DELIMITER, N_SYMBOLS, N_RECALL = 0, 9, 8, 10
 @dataclass(config=STRICT)
 class CopyConfig:
     seq_len: PosInt = 100  # T: blanks between the symbols and the recall (T-1 blanks + delimiter)
+    solved_acc: Annotated[float, Field(gt=0, le=1)] = 0.99  # solved at this accuracy over the recalled symbols
 
 
 class Copy(SyntheticTask):
@@ -29,6 +32,9 @@ class Copy(SyntheticTask):
     def chance_loss(self):
         # Blanks are predictable; the best blind guess at the 10 recall steps is uniform over 8 symbols.
         return N_RECALL * math.log(N_SYMBOLS) / (self.cfg.seq_len + 2 * N_RECALL)
+
+    def is_solved(self, metric):
+        return metric >= self.cfg.solved_acc
 
     def make_batch(self, n, generator, device):
         T = self.cfg.seq_len
