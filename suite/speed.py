@@ -8,6 +8,7 @@ memory a step holds for backward, and optionally torch.compile on against off.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import statistics
@@ -66,9 +67,10 @@ def raw_throughput(cell: Cell, steps: int, warmup: int, backbone=None, compile: 
     if backbone is not None:  # e.g. the nn.*Cell loop, same sizes
         net.backbone = backbone.to(device)
     opt = module.configure_optimizers()
-    params = [p for p in net.parameters()]
+    params = list(net.parameters())
     step_fn = torch.compile(net) if compile else net
-    autocast = torch.autocast("cuda", torch.bfloat16) if precision_for(cell, device) == "bf16-mixed" else _null()
+    bf16 = precision_for(cell, device) == "bf16-mixed"
+    autocast = torch.autocast("cuda", torch.bfloat16) if bf16 else contextlib.nullcontext()
     batches = _endless(train.batches)
     samples, data_s, start, first_loss = 0, 0.0, None, None
     for i in range(warmup + steps):
@@ -151,14 +153,6 @@ class _Limited:
 def _endless(iterable):
     while True:
         yield from iterable
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def median(values):
