@@ -39,6 +39,7 @@ class TrainConfig:
     warmup_steps: NonNegInt = 5  # first optimizer steps left out of train_samples_per_s
     steps_per_call: PosInt = 8  # optimizer steps per Lightning training_step call (Keras' steps_per_execution)
     stop_when_solved: NonNegInt = 3  # stop after this many solved validations in a row (0: never stop early)
+    eval_seq_lens: list[PosInt] = dataclasses.field(default_factory=list)  # also test at these lengths (copy, adding)
 
 
 @dataclass(config=STRICT)
@@ -166,6 +167,8 @@ def plan(raw: dict, source: str = "config") -> list[Cell]:
         for seq_len in lengths if isinstance(lengths, list) else [lengths]:
             settings = entry if seq_len is None else {**entry, "seq_len": seq_len}
             task_cfg = build(TASKS[task_name].Config, settings, where, source)
+            if train.eval_seq_lens and not hasattr(task_cfg, "seq_len"):
+                raise UserError(f"{source}: train.eval_seq_lens: {task_name} has a fixed length; use it with copy or adding")
             cells += [Cell(m, task_name, s, model_cfg, task_cfg, train) for s in seeds for m in models]
     if not cells:
         raise UserError(f"{source}: nothing to run (no models, tasks or seeds)")

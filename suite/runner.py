@@ -155,6 +155,8 @@ def run_cell(cell: Cell, experiment_id: str, profile: str, progress: bool = Fals
         solved = task.is_solved(metrics[f"test_{module.metric}"])
         if solved is not None:
             metrics["solved"] = float(solved)
+        for length in cell.train.eval_seq_lens:
+            metrics[f"test_vs_chance_at_{length}"] = test_at_length(trainer, module, cell, length, device)
         mlflow.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)})
         mlflow.end_run("FINISHED")
         return Outcome(cell, "FINISHED", run.info.run_id, metrics, val_loss=None if val_loss is None else float(val_loss))
@@ -208,6 +210,21 @@ def run_matrix(cells: list[Cell], experiment_id: str, profile: str, force: bool 
             line = f"[{i}/{len(cells)}] {cell.label}: {note}  (elapsed {_clock(elapsed)}, eta {_clock(eta)})"
             bar.write(line) if tty else print(line, flush=True)
     return outcomes
+
+
+def test_at_length(trainer, module, cell: Cell, length: int, device: str) -> float:
+    """test_loss / chance loss of the trained model on the task's test set at another length."""
+    import dataclasses
+
+    from suite.data import Batches
+    from tasks import TASKS
+
+    if "seq_len" not in dataclasses.asdict(cell.task_cfg):
+        raise UserError(f"train.eval_seq_lens: task {cell.task} has a fixed length")
+    task = TASKS[cell.task](dataclasses.replace(cell.task_cfg, seq_len=length))
+    x, y = task.splits(1, cell.train.n_test, device)["test"]
+    result = trainer.test(module, Batches(x, y, cell.train.eval_batch_size), verbose=False)[0]
+    return float(result["test_loss"]) / task.chance_loss()
 
 
 def _headline(o: Outcome) -> str:

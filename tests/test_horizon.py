@@ -1,0 +1,38 @@
+"""The horizon rule on fabricated per-run records, and testing a model at another length."""
+import pytest
+from mlflow import MlflowClient
+
+from suite.cli import main
+from suite.horizon import horizon
+
+Y, N = True, False
+
+
+@pytest.mark.parametrize("solved,expected", [
+    ({50: [Y, Y, Y], 100: [Y, Y, N], 200: [N, N, Y], 500: [N, N, N]}, 100),  # majority at 100, not at 200
+    ({50: [Y, Y, Y], 100: [N, N, N], 200: [Y, Y, Y]}, 50),  # non-monotone: 200 does not count after 100 failed
+    ({50: [N, N, N], 100: [N, N, N]}, None),  # all unsolved
+    ({50: [Y], 100: [Y], 1000: [Y]}, 1000),  # all solved
+    ({100: [Y, N], 50: [Y, Y]}, 50),  # 1 of 2 is no majority; order of the ladder does not matter
+])
+def test_horizon_rule(solved, expected):
+    assert horizon(solved) == expected
+
+
+def test_horizon_with_a_lower_share():
+    assert horizon({50: [Y, N], 100: [Y, N, N]}, min_share=1 / 3) == 100
+
+
+def test_a_run_is_also_tested_at_other_lengths(in_store):
+    assert main(["run", "--profile", "smoke", "--model", "attn_rnn", "--task", "copy", "--set", "train.eval_seq_lens=[10, 40]",
+                 "--tracking-uri", in_store, "--experiment", "t-len"]) == 0
+    client = MlflowClient(in_store)
+    (run,) = client.search_runs([client.get_experiment_by_name("t-len").experiment_id])
+    for length in (10, 40):
+        assert run.data.metrics[f"test_vs_chance_at_{length}"] > 0
+
+
+def test_other_lengths_need_a_task_with_a_length(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--profile", "smoke", "--model", "lstm", "--task", "mnist_rows", "--set", "train.eval_seq_lens=[40]"]) == 2
+    assert "train.eval_seq_lens: mnist_rows has a fixed length" in capsys.readouterr().err
