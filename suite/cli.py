@@ -122,7 +122,7 @@ def _start(args, name):
 
 
 def cmd_run(args) -> int:
-    from suite.runner import run_cell
+    from suite.runner import run_matrix
     from suite.summary import table
 
     if args.profile == "auto" and not args.config:
@@ -134,7 +134,7 @@ def cmd_run(args) -> int:
         raise UserError(f"run trains one cell but this config has {len(cells)}; pick one with --model/--task "
                         "(or use `rnnbench benchmark`)")
     experiment_id, _ = _start(args, name)
-    outcome = run_cell(cells[0], experiment_id, name, progress=sys.stderr.isatty())
+    (outcome,) = run_matrix(cells, experiment_id, name, force=args.force)  # skipped if it already finished
     print(table([outcome]))
     if outcome.status == "FAILED":
         print(f"FAILED: {outcome.error}", file=sys.stderr)
