@@ -8,7 +8,7 @@ ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install test test-slow benchmark tune speed ui dashboard clean
+.PHONY: help install test test-slow benchmark tune horizon speed ui dashboard clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,6 +34,10 @@ benchmark: $(STAMP) ## train every model on every task of PROFILE (auto|smoke|cp
 
 tune: $(STAMP) ## Optuna-tune every model x task of PROFILE with the same budget (then: make benchmark ARGS=--tuned)
 	$(BIN)/rnnbench tune --profile $(PROFILE) $(ARGS)
+
+horizon: $(STAMP) ## length sweeps on copy and adding: each model's dependency horizon (PROFILE=...)
+	$(BIN)/rnnbench horizon --task copy --profile $(PROFILE) $(ARGS)
+	$(BIN)/rnnbench horizon --task adding --profile $(PROFILE) $(ARGS)
 
 speed: $(STAMP) ## time the suite against hand-written PyTorch per model x task (ARGS="--compile" etc.)
 	$(BIN)/rnnbench speed $(ARGS)

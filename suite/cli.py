@@ -58,6 +58,14 @@ def parser() -> argparse.ArgumentParser:
     tune.add_argument("--space", help="search-space YAML (default: configs/search/<model>.yaml)")
     tune.add_argument("--parent-run", help=argparse.SUPPRESS)  # set for worker processes
     tune.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    hz = sub.add_parser("horizon", parents=[common, source], help="length sweep: each model's dependency horizon")
+    hz.add_argument("--task", required=True, choices=("copy", "adding"))
+    hz.add_argument("--models", type=_csv, help="comma-separated subset of models")
+    hz.add_argument("--lengths", type=_csv, help="the ladder, e.g. 50,100,200 (default: the profile's horizon:)")
+    hz.add_argument("--seeds", type=int, help="seeds a length (default: the profile's)")
+    budget = hz.add_mutually_exclusive_group()
+    budget.add_argument("--budget-steps", type=int, help="optimizer steps a run, the same for every model")
+    budget.add_argument("--budget-minutes", type=float, help="wall-clock minutes a run")
     speed = sub.add_parser("speed", parents=[common, source], help="suite vs hand-written PyTorch training speed")
     speed.set_defaults(config=None, profile="auto")
     speed.add_argument("--models", type=_csv, help="comma-separated subset of models")
@@ -303,6 +311,62 @@ def _worker_env(index: int, workers: int) -> dict:
     return env
 
 
+def cmd_horizon(args) -> int:
+    import tempfile
+    import time
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    from suite import horizon
+    from suite.config import apply_sets, horizon_config, load_raw
+    from suite.runner import run_matrix
+
+    if args.profile == "auto" and not args.config:
+        print(f"profile auto → {_auto_name()}", flush=True)
+    raw, name, source = load_raw(args.profile, args.config)
+    if args.models:
+        raw["models"] = args.models
+    raw["tasks"] = {args.task: (raw.get("tasks") or {}).get(args.task) or {}}
+    raw = apply_sets(raw, args.set)
+    cfg = horizon_config(raw, source)
+    try:
+        lengths = [int(t) for t in args.lengths] if args.lengths else getattr(cfg, args.task)
+    except ValueError:
+        raise UserError(f"--lengths: expected comma-separated integers (got {','.join(args.lengths)})") from None
+    cfg = dataclasses.replace(cfg, **{args.task: lengths}, seeds=args.seeds or cfg.seeds,
+                              budget_steps=args.budget_steps or cfg.budget_steps,
+                              budget_minutes=args.budget_minutes or cfg.budget_minutes)
+    cfg = horizon_config({"horizon": dataclasses.asdict(cfg)}, "the command line")  # validates the overrides
+    cells = horizon.sweep_cells(raw, args.task, cfg, source)
+    experiment_id, experiment = _start(args, f"horizon-{name}")
+    client = MlflowClient()
+    parent = client.create_run(experiment_id, run_name=f"horizon-{args.task}", tags={
+        "rnnbench_role": "sweep", "task": args.task, "profile": name, "lengths": ",".join(map(str, lengths)),
+        "seeds": str(cfg.seeds), "budget": f"{cfg.budget_steps} steps" if cfg.budget_steps else
+        f"{cfg.budget_minutes} min" if cfg.budget_minutes else f"{cells[0].train.epochs} epochs"}).info.run_id
+    print(f"horizon sweep on {args.task}: {len(cells)} runs (models × T={lengths} × {cfg.seeds} seeds)", flush=True)
+    try:
+        outcomes = run_matrix(cells, experiment_id, name, force=args.force,
+                              tags={c.config_hash: {"mlflow.parentRunId": parent} for c in cells})
+    except BaseException as e:
+        client.set_terminated(parent, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+        raise
+    horizons, shares, ratio = horizon.summarise(outcomes, cfg.min_share)
+    now = int(time.time() * 1000)
+    client.log_batch(parent, metrics=[Metric(f"horizon_{m}", float(h or 0), now, 0) for m, h in horizons.items()])
+    rows = [{"model": m, "seq_len": T, "solved_share": s} for (m, T), s in sorted(shares.items())]
+    client.log_dict(parent, {"horizon": horizons, "solved_share": rows, "min_share": cfg.min_share}, "horizon.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        horizon.plot(ratio, args.task, f"{tmp}/test_vs_chance.png")
+        client.log_artifact(parent, f"{tmp}/test_vs_chance.png")
+    client.set_terminated(parent, "FINISHED")
+    print(f"\nsolved share by length (horizon: longest T solved by >= {cfg.min_share:.0%} of seeds, all shorter too)")
+    print(horizon.table(horizons, shares))
+    print(f"Sweep run {parent} in experiment {experiment}: horizon_<model> metrics, horizon.json, test_vs_chance.png")
+    return 0
+
+
 def cmd_speed(args) -> int:
     import mlflow
 
@@ -358,5 +422,5 @@ def _auto_name() -> str:
     return f"{name} ({'CUDA found' if name == 'full' else 'no CUDA device'})"
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "benchmark": cmd_benchmark, "tune": cmd_tune, "speed": cmd_speed,
-            "ui": cmd_ui}
+COMMANDS = {"list": cmd_list, "run": cmd_run, "benchmark": cmd_benchmark, "tune": cmd_tune, "horizon": cmd_horizon,
+            "speed": cmd_speed, "ui": cmd_ui}

@@ -5,10 +5,10 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from pydantic.dataclasses import dataclass
 
 from suite.errors import UserError
@@ -18,7 +18,7 @@ from tasks import TASKS
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PROFILES = ("smoke", "cpu", "full")
-TOP_KEYS = ("models", "seeds", "model", "train", "tasks", "tune")
+TOP_KEYS = ("models", "seeds", "model", "train", "tasks", "tune", "horizon")
 ENTRY_KEYS = ("model", "train")  # per-task overrides, beside the task's own settings
 
 
@@ -40,6 +40,7 @@ class TrainConfig:
     steps_per_call: PosInt = 8  # optimizer steps per Lightning training_step call (Keras' steps_per_execution)
     stop_when_solved: NonNegInt = 3  # stop after this many solved validations in a row (0: never stop early)
     eval_seq_lens: list[PosInt] = dataclasses.field(default_factory=list)  # also test at these lengths (copy, adding)
+    max_minutes: PosFloat | None = None  # wall-clock budget a run (None: epochs decide)
 
 
 @dataclass(config=STRICT)
@@ -49,6 +50,16 @@ class TuneConfig:
     startup_trials: NonNegInt = 3  # median pruner: trials that always run to the end first
     warmup_epochs: NonNegInt = 1  # median pruner: epochs before a trial may be pruned
     sampler_seed: int = 0  # TPE sampler seed (worker i uses seed + i)
+
+
+@dataclass(config=STRICT)
+class HorizonConfig:
+    copy: list[PosInt] = dataclasses.field(default_factory=lambda: [50, 100])  # the ladder of lengths T
+    adding: list[PosInt] = dataclasses.field(default_factory=lambda: [50, 100])
+    seeds: PosInt = 1  # seeds a length
+    budget_steps: PosInt | None = None  # optimizer steps a run (None: the task's epochs x steps_per_epoch)
+    budget_minutes: PosFloat | None = None  # or wall-clock minutes a run
+    min_share: Annotated[float, Field(gt=0, le=1)] = 0.51  # share of seeds that must solve a length (a majority)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +184,11 @@ def plan(raw: dict, source: str = "config") -> list[Cell]:
     if not cells:
         raise UserError(f"{source}: nothing to run (no models, tasks or seeds)")
     return cells
+
+
+def horizon_config(raw: dict, source: str = "config") -> HorizonConfig:
+    """The experiment's `horizon:` section: the length ladders and the budget of a sweep."""
+    return build(HorizonConfig, _section(raw.get("horizon"), "horizon", source), "horizon", source)
 
 
 def tune_config(raw: dict, source: str = "config") -> TuneConfig:

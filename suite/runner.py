@@ -83,7 +83,8 @@ def trainer_for(cell: Cell, device: str, callbacks: list, progress: bool, **over
         accelerator="gpu" if device == "cuda" else "cpu", devices=1, precision=precision_for(cell, device),
         max_epochs=cell.train.epochs, callbacks=callbacks, profiler=_no_profiler(),
         logger=False, enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
-        num_sanity_val_steps=0, log_every_n_steps=10**9, **overrides)
+        num_sanity_val_steps=0, log_every_n_steps=10**9, **overrides,
+        **({"max_time": {"seconds": round(cell.train.max_minutes * 60)}} if cell.train.max_minutes else {}))
 
 
 def _no_profiler():

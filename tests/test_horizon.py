@@ -36,3 +36,18 @@ def test_other_lengths_need_a_task_with_a_length(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--profile", "smoke", "--model", "lstm", "--task", "mnist_rows", "--set", "train.eval_seq_lens=[40]"]) == 2
     assert "train.eval_seq_lens: mnist_rows has a fixed length" in capsys.readouterr().err
+
+
+def test_a_smoke_sweep_logs_the_horizon_table_and_plot(in_store, capsys):
+    args = ["horizon", "--task", "adding", "--profile", "smoke", "--models", "lstm,rnn", "--set", "task.solved_mse=1.0",
+            "--set", "train.epochs=1", "--tracking-uri", in_store, "--experiment", "t-horizon"]
+    assert main(args) == 0
+    client = MlflowClient(in_store)
+    runs = client.search_runs([client.get_experiment_by_name("t-horizon").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("rnnbench_role") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 4 and {r.data.tags["seq_len"] for r in children} == {"5", "10"}
+    assert parent.data.metrics["horizon_lstm"] == 10 and parent.data.metrics["horizon_rnn"] == 10  # MSE < 1 is easy
+    assert {"horizon.json", "test_vs_chance.png"} <= {f.path for f in client.list_artifacts(parent.info.run_id)}
+    out = capsys.readouterr().out
+    assert "T=5" in out and "T=10" in out and "horizon" in out
