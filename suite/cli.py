@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 from pathlib import Path
@@ -66,6 +67,10 @@ def parser() -> argparse.ArgumentParser:
     budget = hz.add_mutually_exclusive_group()
     budget.add_argument("--budget-steps", type=int, help="optimizer steps a run, the same for every model")
     budget.add_argument("--budget-minutes", type=float, help="wall-clock minutes a run")
+    gf = sub.add_parser("gradflow", parents=[common, source], help="‖∂L/∂h_t‖ per step, at init and trained")
+    gf.add_argument("--task", required=True, help="a registered task")
+    gf.add_argument("--models", type=_csv, help="comma-separated subset of models (default: all of the profile)")
+    gf.add_argument("--checkpoint", help="an MLflow run id whose model.pt to measure (one model)")
     speed = sub.add_parser("speed", parents=[common, source], help="suite vs hand-written PyTorch training speed")
     speed.set_defaults(config=None, profile="auto")
     speed.add_argument("--models", type=_csv, help="comma-separated subset of models")
@@ -367,6 +372,70 @@ def cmd_horizon(args) -> int:
     return 0
 
 
+def cmd_gradflow(args) -> int:
+    import tempfile
+    import time
+
+    import torch
+    import yaml
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    from suite import gradflow
+    from suite.config import cell_from_resolved
+    from suite.runner import build, device_for, run_matrix
+    from suite.tracking import finished_runs
+
+    cells, name = _plan(args, args.models, [args.task])
+    cells = [c for c in cells if c.seed == cells[0].seed and c.seq_len == cells[0].seq_len]
+    experiment_id, experiment = _start(args, f"gradflow-{name}")
+    client = MlflowClient()
+    trained_runs = {}
+    if args.checkpoint:
+        if len(cells) != 1 and not args.models:
+            raise UserError("--checkpoint: measures one model's run; name it with --models")
+        try:
+            resolved = client.download_artifacts(args.checkpoint, "config.yaml")
+        except Exception:
+            raise UserError(f"--checkpoint: run {args.checkpoint} not found, or it has no config.yaml") from None
+        cells = [cell_from_resolved(yaml.safe_load(open(resolved)))]
+        trained_runs[cells[0].model] = args.checkpoint
+    else:  # train (or find already trained) each model's cell in the profile's experiment
+        bench_id, _ = _start(args, name)
+        run_matrix(cells, bench_id, name)
+        found = finished_runs(bench_id, [c.config_hash for c in cells])
+        trained_runs = {c.model: found[c.config_hash].info.run_id for c in cells if c.config_hash in found}
+    curves = {}
+    for cell in cells:
+        if cell.model not in trained_runs:
+            raise UserError(f"gradflow: {cell.label} has no finished run to measure")
+        device = device_for(cell)
+        task, _, _, test, fresh = build(cell, device)
+        x, y = next(iter(test))
+        x, y = x[:256], y[:256]
+        curves[f"{cell.model} init"] = gradflow.hidden_grad_norms(fresh.net.to(device), task, x, y)
+        weights = client.download_artifacts(trained_runs[cell.model], "model.pt")
+        fresh.net.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
+        curves[f"{cell.model} trained"] = gradflow.hidden_grad_norms(fresh.net, task, x, y)
+    run = client.create_run(experiment_id, run_name=f"gradflow-{args.task}", tags={
+        "task": args.task, "profile": name, "models": ",".join(c.model for c in cells), "seq_len": str(cells[0].seq_len),
+        "trained_runs": ",".join(trained_runs[c.model] for c in cells)}).info.run_id
+    slopes = {k: gradflow.decay_per_step(v) for k, v in curves.items()}
+    now = int(time.time() * 1000)
+    client.log_batch(run, metrics=[Metric(("grad_decay_per_step_init_" if k.endswith(" init") else "grad_decay_per_step_")
+                                          + k.split()[0], v, now, 0) for k, v in slopes.items() if math.isfinite(v)])
+    client.log_text(run, gradflow.to_csv(curves), "gradflow.csv")
+    with tempfile.TemporaryDirectory() as tmp:
+        gradflow.plot(curves, f"gradient flow on {args.task} T={cells[0].seq_len}", f"{tmp}/gradflow.png")
+        client.log_artifact(run, f"{tmp}/gradflow.png")
+    client.set_terminated(run, "FINISHED")
+    print("grad_decay_per_step (slope of log‖∂L/∂h_t‖ per step from the loss; < 0 vanishes, > 0 explodes)")
+    for cell in cells:
+        print(f"  {cell.model:9s} init {slopes[cell.model + ' init']:+.4f}   trained {slopes[cell.model + ' trained']:+.4f}")
+    print(f"Run {run} in experiment {experiment}: gradflow.csv, gradflow.png")
+    return 0
+
+
 def cmd_speed(args) -> int:
     import mlflow
 
@@ -423,4 +492,4 @@ def _auto_name() -> str:
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "benchmark": cmd_benchmark, "tune": cmd_tune, "horizon": cmd_horizon,
-            "speed": cmd_speed, "ui": cmd_ui}
+            "gradflow": cmd_gradflow, "speed": cmd_speed, "ui": cmd_ui}

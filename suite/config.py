@@ -41,6 +41,7 @@ class TrainConfig:
     stop_when_solved: NonNegInt = 3  # stop after this many solved validations in a row (0: never stop early)
     eval_seq_lens: list[PosInt] = dataclasses.field(default_factory=list)  # also test at these lengths (copy, adding)
     max_minutes: PosFloat | None = None  # wall-clock budget a run (None: epochs decide)
+    gradflow: bool = False  # record ‖∂L/∂h_t‖ per step at initialisation and after training
 
 
 @dataclass(config=STRICT)
@@ -90,6 +91,14 @@ class Cell:
     @property
     def label(self) -> str:
         return f"{self.model} · {self.task} T={self.seq_len} · seed {self.seed}"
+
+
+def cell_from_resolved(resolved: dict) -> Cell:
+    """A cell back from a run's config.yaml (Cell.resolved() as logged)."""
+    model, task = dict(resolved["model"]), dict(resolved["task"])
+    model_name, task_name = model.pop("name"), task.pop("name")
+    return Cell(model_name, task_name, resolved["seed"], ModelConfig(**model), TASKS[task_name].Config(**task),
+                TrainConfig(**resolved["train"]))
 
 
 def resolve_profile(name: str) -> str:

@@ -21,6 +21,7 @@ def init_torch():
 
     # Denormals slow the backward pass of long sequences 3-5x on CPU; flushing them costs nothing.
     torch.set_flush_denormal(True)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if os.environ.get("RNNBENCH_THREADS"):  # set for parallel tuning workers: the cores split between them
         torch.set_num_threads(int(os.environ["RNNBENCH_THREADS"]))
     import lightning.pytorch  # noqa: F401  (it sets its loggers to INFO on import: quieten them after)
@@ -143,6 +144,7 @@ def run_cell(cell: Cell, experiment_id: str, profile: str, progress: bool = Fals
                               progress)
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
+        initial = {k: v.clone() for k, v in module.net.state_dict().items()} if cell.train.gradflow else None
         trainer.fit(module, train, val)
         val_loss = trainer.callback_metrics.get("val_loss")  # before test() replaces the metrics
         result = trainer.test(module, test, verbose=False)[0]
@@ -158,6 +160,9 @@ def run_cell(cell: Cell, experiment_id: str, profile: str, progress: bool = Fals
             metrics["solved"] = float(solved)
         for length in cell.train.eval_seq_lens:
             metrics[f"test_vs_chance_at_{length}"] = test_at_length(trainer, module, cell, length, device)
+        if initial is not None:
+            metrics |= record_gradflow(module, initial, task, test, cell.label)
+        log_model(module.net)
         mlflow.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)})
         mlflow.end_run("FINISHED")
         return Outcome(cell, "FINISHED", run.info.run_id, metrics, val_loss=None if val_loss is None else float(val_loss))
@@ -211,6 +216,41 @@ def run_matrix(cells: list[Cell], experiment_id: str, profile: str, force: bool 
             line = f"[{i}/{len(cells)}] {cell.label}: {note}  (elapsed {_clock(elapsed)}, eta {_clock(eta)})"
             bar.write(line) if tty else print(line, flush=True)
     return outcomes
+
+
+def log_model(net):
+    """The trained network's weights as model.pt (load with torch.load(..., weights_only=True))."""
+    import tempfile
+
+    import mlflow
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(net.state_dict(), f"{tmp}/model.pt")
+        mlflow.log_artifact(f"{tmp}/model.pt")
+
+
+def record_gradflow(module, initial: dict, task, test, title: str) -> dict:
+    """‖∂L/∂h_t‖ at initialisation and after training on a test batch: CSV, plot and decay metrics."""
+    import copy
+    import tempfile
+
+    import mlflow
+
+    from suite import gradflow
+
+    x, y = next(iter(test))
+    x, y = x[:256], y[:256]
+    fresh = copy.deepcopy(module.net)
+    fresh.load_state_dict(initial)
+    curves = {"init": gradflow.hidden_grad_norms(fresh, task, x, y),
+              "trained": gradflow.hidden_grad_norms(module.net, task, x, y)}
+    mlflow.log_text(gradflow.to_csv(curves), "gradflow.csv")
+    with tempfile.TemporaryDirectory() as tmp:
+        gradflow.plot(curves, f"gradient flow: {title}", f"{tmp}/gradflow.png")
+        mlflow.log_artifact(f"{tmp}/gradflow.png")
+    return {"grad_decay_per_step_init": gradflow.decay_per_step(curves["init"]),
+            "grad_decay_per_step": gradflow.decay_per_step(curves["trained"])}
 
 
 def test_at_length(trainer, module, cell: Cell, length: int, device: str) -> float:
