@@ -162,6 +162,8 @@ def run_cell(cell: Cell, experiment_id: str, profile: str, progress: bool = Fals
             metrics[f"test_vs_chance_at_{length}"] = test_at_length(trainer, module, cell, length, device)
         if initial is not None:
             metrics |= record_gradflow(module, initial, task, test, cell.label)
+        if cell.model == "attn_rnn":
+            record_attention(module.net.backbone, test, cell.label)
         log_model(module.net)
         mlflow.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)})
         mlflow.end_run("FINISHED")
@@ -228,6 +230,33 @@ def log_model(net):
     with tempfile.TemporaryDirectory() as tmp:
         torch.save(net.state_dict(), f"{tmp}/model.pt")
         mlflow.log_artifact(f"{tmp}/model.pt")
+
+
+def record_attention(backbone, test, title: str, n: int = 4):
+    """attention.npy (n test sequences, T x T) and attention.png: which past steps each output looks at."""
+    import tempfile
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mlflow
+    import numpy as np
+
+    x, _ = next(iter(test))
+    maps = backbone.attention_weights(x[:n]).float().cpu().numpy()
+    fig, axes = plt.subplots(1, len(maps), figsize=(3.2 * len(maps), 3.2), squeeze=False)
+    for i, (ax, m) in enumerate(zip(axes[0], maps)):
+        ax.imshow(m, cmap="viridis", aspect="auto", interpolation="nearest")
+        ax.set(title=f"sequence {i}", xlabel="attended step", ylabel="output step" if i == 0 else None)
+    fig.suptitle(f"attention: {title}")
+    fig.tight_layout()
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(f"{tmp}/attention.npy", maps)
+        fig.savefig(f"{tmp}/attention.png")
+        mlflow.log_artifact(f"{tmp}/attention.npy")
+        mlflow.log_artifact(f"{tmp}/attention.png")
+    plt.close(fig)
 
 
 def record_gradflow(module, initial: dict, task, test, title: str) -> dict:

@@ -90,3 +90,10 @@ def test_last_only_attention_equals_the_last_step_of_full_attention():
     backbone = MODELS["attn_rnn"](3, CFG).eval()
     x = torch.randn(2, 9, 3)
     assert torch.allclose(backbone(x)[:, -1], backbone(x, last_only=True)[:, -1], atol=1e-6)
+
+
+def test_attention_weights_are_causal_rows_that_sum_to_one():
+    backbone = MODELS["attn_rnn"](3, CFG).eval()
+    w = backbone.attention_weights(torch.randn(2, 6, 3))
+    assert w.shape == (2, 6, 6) and torch.allclose(w.sum(-1), torch.ones(2, 6))
+    assert (w.triu(1) == 0).all()  # nothing attends to a later step

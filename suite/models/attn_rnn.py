@@ -1,4 +1,5 @@
 """An RNN whose hidden states pass through causal multi-head self-attention, with a residual."""
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -19,6 +20,16 @@ class AttnRNN(nn.Module):
         self.norm = nn.LayerNorm(cfg.hidden_size)
         self.qkv = nn.Linear(cfg.hidden_size, 3 * inner)
         self.out = nn.Linear(inner, cfg.hidden_size)
+
+    @torch.no_grad()
+    def attention_weights(self, x):
+        """(B, T, T) attention of each output step over the past steps, averaged over heads."""
+        h = self.rnn(x)
+        B, T, _ = h.shape
+        q, k, _ = self.qkv(self.norm(h)).view(B, T, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-1, -2) / self.head_dim**0.5
+        scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1), float("-inf"))
+        return scores.softmax(-1).mean(1)
 
     def forward(self, x, last_only: bool = False):  # (B, T, input) -> (B, T, hidden), or (B, 1, hidden)
         h = self.rnn(x)
