@@ -28,31 +28,15 @@ def _cell_copy(fused: FusedRNN) -> CellLoop:
     return loop
 
 
-def _unrolled_states(loop: CellLoop, x):
-    """Top-layer states h_1..h_T as separate tensors that keep their gradients."""
-    states = []
-    for depth, cell in enumerate(loop.cells):
-        h = x.new_zeros(x.shape[0], cell.hidden_size)
-        state = (h, h) if loop.kind == "lstm" else h
-        outputs = []
-        for t in range(x.shape[1]):
-            state = cell(x[:, t], state)
-            outputs.append(state[0] if loop.kind == "lstm" else state)
-        if depth == len(loop.cells) - 1:
-            states = outputs
-        x = torch.stack(outputs, 1)
-    for h in states:
-        h.retain_grad()
-    return states
-
-
 def hidden_grad_norms(net, task, x, y) -> list[float]:
     """Mean over the batch of ‖∂L/∂h_t‖ for t = 1..T, L the loss at the last step."""
     backbone = net.backbone
     fused = backbone.rnn if isinstance(backbone, AttnRNN) else backbone
     was_training = net.training
     net.eval()  # no dropout: the measurement is of the function, not of a random mask
-    states = _unrolled_states(_cell_copy(fused), x)
+    states = _cell_copy(fused).unroll(x)
+    for state in states:
+        state.retain_grad()  # h_t is used by step t+1 and by the output: its .grad gets both
     h = torch.stack(states, 1)
     if isinstance(backbone, AttnRNN):
         B, T, _ = h.shape

@@ -33,7 +33,8 @@ class CellLoop(nn.Module):
         self.cells = nn.ModuleList(CELLS[kind](input_size if i == 0 else cfg.hidden_size, cfg.hidden_size)
                                    for i in range(cfg.num_layers))
 
-    def forward(self, x, last_only: bool = False):
+    def unroll(self, x) -> list:
+        """The top layer's states h_1..h_T, one tensor a step."""
         for cell in self.cells:
             h = x.new_zeros(x.shape[0], cell.hidden_size)
             state = (h, h) if self.kind == "lstm" else h
@@ -42,7 +43,10 @@ class CellLoop(nn.Module):
                 state = cell(x[:, t], state)
                 outputs.append(state[0] if self.kind == "lstm" else state)
             x = torch.stack(outputs, 1)
-        return x
+        return outputs
+
+    def forward(self, x, last_only: bool = False):
+        return torch.stack(self.unroll(x), 1)
 
 
 def _sync(device):
