@@ -85,7 +85,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    # SIGTERM (a scheduler's preemption, `kill`) and SIGINT, even where a background launch ignored it,
+    # take the same path as Ctrl-C: the current run is marked KILLED, a tuning trial FAIL.
+    if argv is None:
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         args = parser().parse_args(argv)
         return COMMANDS[args.command](args)

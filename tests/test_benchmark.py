@@ -3,6 +3,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow
@@ -107,3 +108,25 @@ def test_end_to_end_in_a_fresh_process(tmp_path, argv, code):
         assert "GPU available" not in out.stdout + out.stderr  # quiet: no Lightning banners
     else:
         assert out.stderr.strip().count("\n") == 0 and "seq_len" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_sigterm_marks_the_current_run_killed_and_keeps_finished_ones(tmp_path):
+    """A scheduler's preemption (SIGTERM), even of a background launch that ignores SIGINT."""
+    import signal
+
+    exe = Path(sys.executable).parent / "rnnbench"
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.Popen([str(exe), "benchmark", "--profile", "smoke", "--tasks", "mnist_pixels"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    for line in proc.stdout:  # wait for the first finished cell, then stop the second one mid-run
+        if line.startswith("[1/4]"):
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    statuses = sorted(r.info.status for r in MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").search_runs(
+        [mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_experiment_by_name("rnnbench-smoke").experiment_id]))
+    assert statuses[0] == "FINISHED" and "RUNNING" not in statuses and set(statuses) <= {"FINISHED", "KILLED"}
+    assert len(statuses) < 4  # it stopped: the rest of the matrix was not run
