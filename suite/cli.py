@@ -368,17 +368,18 @@ def cmd_horizon(args) -> int:
     except BaseException as e:
         client.set_terminated(parent, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
-    horizons, shares, ratio = horizon.summarise(outcomes, cfg.min_share)
+    horizons, shares, ratio, at_2t = horizon.summarise(outcomes, cfg.min_share)
     now = int(time.time() * 1000)
     client.log_batch(parent, metrics=[Metric(f"horizon_{m}", float(h or 0), now, 0) for m, h in horizons.items()])
-    rows = [{"model": m, "seq_len": T, "solved_share": s} for (m, T), s in sorted(shares.items())]
+    rows = [{"model": m, "seq_len": T, "solved_share": s, "test_vs_chance": ratio.get((m, T)),
+             "test_vs_chance_at_2T": at_2t.get((m, T))} for (m, T), s in sorted(shares.items())]
     client.log_dict(parent, {"horizon": horizons, "solved_share": rows, "min_share": cfg.min_share}, "horizon.json")
     with tempfile.TemporaryDirectory() as tmp:
         horizon.plot(ratio, args.task, f"{tmp}/test_vs_chance.png")
         client.log_artifact(parent, f"{tmp}/test_vs_chance.png")
     client.set_terminated(parent, "FINISHED")
     print(f"\nsolved share by length (horizon: longest T solved by >= {cfg.min_share:.0%} of seeds, all shorter too)")
-    print(horizon.table(horizons, shares))
+    print(horizon.table(horizons, shares, ratio, at_2t))
     print(f"Sweep run {parent} in experiment {experiment}: horizon_<model> metrics, horizon.json, test_vs_chance.png")
     return 0
 

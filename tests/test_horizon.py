@@ -50,4 +50,5 @@ def test_a_smoke_sweep_logs_the_horizon_table_and_plot(in_store, capsys):
     assert parent.data.metrics["horizon_lstm"] == 10 and parent.data.metrics["horizon_rnn"] == 10  # MSE < 1 is easy
     assert {"horizon.json", "test_vs_chance.png"} <= {f.path for f in client.list_artifacts(parent.info.run_id)}
     out = capsys.readouterr().out
-    assert "T=5" in out and "T=10" in out and "horizon" in out
+    assert "T=5" in out and "T=10" in out and "horizon" in out and "5->10" in out
+    assert all(f"test_vs_chance_at_{2 * int(r.data.tags['seq_len'])}" in r.data.metrics for r in children)
