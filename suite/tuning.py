@@ -9,12 +9,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import math
 import os
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import ValidationError
@@ -89,7 +87,7 @@ def _yaml(value) -> str:
 
 def with_params(cell: Cell, params: dict) -> Cell:
     """The cell with a trial's (or a study's best) parameters applied, validated like any config."""
-    from suite.config import TrainConfig, build
+    from suite.config import TrainConfig
     from suite.models import ModelConfig
     from tasks import TASKS
 
