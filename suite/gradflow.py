@@ -39,10 +39,7 @@ def hidden_grad_norms(net, task, x, y) -> list[float]:
         state.retain_grad()  # h_t is used by step t+1 and by the output: its .grad gets both
     h = torch.stack(states, 1)
     if isinstance(backbone, AttnRNN):
-        B, T, _ = h.shape
-        q, k, v = backbone.qkv(backbone.norm(h)).view(B, T, 3, backbone.heads, backbone.head_dim).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        h = h + backbone.out(a.transpose(1, 2).reshape(B, T, -1))
+        h = backbone.attend(h)
     out = net.head(h[:, -1])
     if task.output_kind == "regress_last":
         loss = F.mse_loss(out, y)

@@ -21,21 +21,27 @@ class AttnRNN(nn.Module):
         self.qkv = nn.Linear(cfg.hidden_size, 3 * inner)
         self.out = nn.Linear(inner, cfg.hidden_size)
 
+    def _heads(self, h):
+        """Queries, keys and values (B, heads, T, head_dim) of the normalised states."""
+        B, T, _ = h.shape
+        return self.qkv(self.norm(h)).view(B, T, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+
+    def attend(self, h, last_only: bool = False):
+        """The states plus causal attention over them (only the last step's when last_only)."""
+        q, k, v = self._heads(h)
+        if last_only:  # only the last output is used: one query over all steps, O(T) instead of O(T^2)
+            q, h = q[:, :, -1:], h[:, -1:]
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=not last_only)  # no step sees a later one
+        return h + self.out(a.transpose(1, 2).reshape(h.shape[0], h.shape[1], -1))
+
     @torch.no_grad()
     def attention_weights(self, x):
         """(B, T, T) attention of each output step over the past steps, averaged over heads."""
-        h = self.rnn(x)
-        B, T, _ = h.shape
-        q, k, _ = self.qkv(self.norm(h)).view(B, T, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, _ = self._heads(self.rnn(x))
+        T = q.shape[2]
         scores = q @ k.transpose(-1, -2) / self.head_dim**0.5
         scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1), float("-inf"))
         return scores.softmax(-1).mean(1)
 
     def forward(self, x, last_only: bool = False):  # (B, T, input) -> (B, T, hidden), or (B, 1, hidden)
-        h = self.rnn(x)
-        B, T, _ = h.shape
-        q, k, v = self.qkv(self.norm(h)).view(B, T, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        if last_only:  # only the last output is used: one query over all steps, O(T) instead of O(T^2)
-            q, h = q[:, :, -1:], h[:, -1:]
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=not last_only)  # no step sees a later one
-        return h + self.out(a.transpose(1, 2).reshape(B, h.shape[1], -1))
+        return self.attend(self.rnn(x), last_only)
