@@ -70,9 +70,9 @@ def table(horizons: dict, shares: dict, ratio: dict, at_2t: dict) -> str:
     rows = [[m, *(f"{shares.get((m, T), 0):.2f}" for T in lengths), str(h) if h else "none",
              *(f"{mean(ratio.get((m, T), []))}->{mean(at_2t.get((m, T), []))}" for T in lengths)]
             for m, h in horizons.items()]
-    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
-    return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
-                     for r in (header, ["-" * w for w in widths], *rows))
+    from suite.summary import aligned
+
+    return aligned(header, rows, left={0})
 
 
 def plot(ratio: dict, task: str, path):

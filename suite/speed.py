@@ -259,6 +259,6 @@ def speed_table(rows: list[SpeedRow]) -> str:
                      f"{r.ratio:.3f}", f"{r.raw / r.cell_loop:.2f}x" if r.cell_loop else "-",
                      f"{r.attn_vs_base:.2f}x" if r.attn_vs_base else "-", f"{100 * r.data_share:.1f}",
                      f"{r.activation_mb:.1f}", f"{r.compiled / r.raw:.2f}x" if r.compiled else ""))
-    widths = [max(len(row[i]) for row in (header, *body)) for i in range(len(header))]
-    fmt = lambda row: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-    return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, body)])
+    from suite.summary import aligned
+
+    return aligned(header, body, left={0, 1})

@@ -35,6 +35,11 @@ def table(outcomes) -> str:
                      _stat([m.get("n_params") for m in ok], ".0f"),
                      _stat([m.get("train_samples_per_s") for m in ok], ".0f"),
                      _stat([m.get("epoch_time_s") for m in ok], ".1f")))
+    return aligned(header, rows, left={0, 2, 4})
+
+
+def aligned(header, rows, left: set[int]) -> str:
+    """A fixed-width text table: the columns in `left` left-aligned, the others right-aligned."""
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
-    line = lambda r: "  ".join(c.rjust(w) if i in (1, 3) or i > 4 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
-    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])
+    line = lambda r: "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
