@@ -1,4 +1,7 @@
-"""Two lean callbacks: epoch metrics to MLflow in one batch, and training throughput."""
+"""Lean callbacks: epoch metrics to MLflow in one batch, throughput, solve watch, and checkpoints.
+
+Each keeps its state in the checkpoint (state_dict), so a resumed run carries on where it stopped.
+"""
 from __future__ import annotations
 
 import time
@@ -14,6 +17,12 @@ class MlflowEpochMetrics(pl.Callback):
         from mlflow import MlflowClient
 
         self.client, self.run_id, self.start = MlflowClient(), run_id, time.perf_counter()
+
+    def state_dict(self):
+        return {"elapsed_s": time.perf_counter() - self.start}
+
+    def load_state_dict(self, state):
+        self.start = time.perf_counter() - state["elapsed_s"]
 
     def on_train_epoch_end(self, trainer, pl_module):
         from mlflow.entities import Metric
@@ -37,6 +46,15 @@ class TrainSpeed(pl.Callback):
         self.samples, self.seconds, self.epoch_times, self.epochs_started = 0, 0.0, [], 0
         self._window_start = self._epoch_start = None
         self._window_samples = 0
+
+    def state_dict(self):
+        return {"samples": self.samples, "seconds": self.seconds, "epoch_times": list(self.epoch_times),
+                "epochs_started": self.epochs_started}
+
+    def load_state_dict(self, state):
+        self.samples, self.seconds = state["samples"], state["seconds"]
+        self.epoch_times, self.epochs_started = list(state["epoch_times"]), state["epochs_started"]
+        self.warmup = 0 if self.seconds else self.warmup
 
     def _now(self, pl_module):
         if pl_module.device.type == "cuda":
@@ -73,10 +91,19 @@ class SolveWatch(pl.Callback):
     def __init__(self, task, patience: int):
         self.task, self.patience = task, patience
         self.steps_to_solve = self.time_to_solve_s = None
-        self.streak, self.start = 0, time.perf_counter()
+        self.streak, self.start, self._elapsed = 0, time.perf_counter(), 0.0
 
     def on_train_start(self, trainer, pl_module):
-        self.start = time.perf_counter()
+        self.start = time.perf_counter() - self._elapsed  # a resumed run counts the time before it stopped
+
+    def state_dict(self):
+        return {"steps_to_solve": self.steps_to_solve, "time_to_solve_s": self.time_to_solve_s,
+                "streak": self.streak, "elapsed_s": time.perf_counter() - self.start}
+
+    def load_state_dict(self, state):
+        self.steps_to_solve, self.time_to_solve_s, self.streak = (state["steps_to_solve"], state["time_to_solve_s"],
+                                                                  state["streak"])
+        self._elapsed = state["elapsed_s"]
 
     def on_validation_end(self, trainer, pl_module):
         value = trainer.callback_metrics.get(f"val_{pl_module.metric}")
@@ -91,3 +118,36 @@ class SolveWatch(pl.Callback):
         if self.steps_to_solve is None:
             return {}
         return {"steps_to_solve": self.steps_to_solve, "time_to_solve_s": self.time_to_solve_s}
+
+
+class Checkpointer(pl.Callback):
+    """Every `minutes` (checked at epoch ends), the Trainer's checkpoint goes to the run as checkpoint/last.ckpt.
+
+    The training stream's random state goes with it, so a resumed run sees the batches it would have.
+    The run's tag `checkpoint_epoch` says which epoch the stored checkpoint closes.
+    """
+
+    def __init__(self, run_id: str, minutes: float, generator):
+        from mlflow import MlflowClient
+
+        self.client, self.run_id, self.every_s, self.generator = MlflowClient(), run_id, minutes * 60, generator
+        self.last = time.monotonic()
+
+    def state_dict(self):
+        return {"generator": self.generator.get_state()} if self.generator is not None else {}
+
+    def load_state_dict(self, state):
+        if self.generator is not None and "generator" in state:
+            self.generator.set_state(state["generator"])
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if time.monotonic() - self.last < self.every_s or trainer.should_stop or \
+                trainer.current_epoch + 1 >= (trainer.max_epochs or 0):
+            return
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer.save_checkpoint(f"{tmp}/last.ckpt")
+            self.client.log_artifact(self.run_id, f"{tmp}/last.ckpt", "checkpoint")
+        self.client.set_tag(self.run_id, "checkpoint_epoch", str(trainer.current_epoch))
+        self.last = time.monotonic()

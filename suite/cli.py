@@ -223,9 +223,10 @@ def cmd_tune(args) -> int:
 
     from mlflow import MlflowClient
 
+    from suite.cluster import Heartbeat, reap_stale_runs
     from suite.config import apply_sets, load_raw, plan, tune_config
     from suite.tracking import redact, tracking_uri
-    from suite.tuning import load_space, make_study, run_worker, storage_url, study_name, summarise
+    from suite.tuning import claim_lock, load_space, make_study, run_worker, storage_url, study_name, summarise
 
     if args.workers < 1 or (args.trials is not None and args.trials < 1):
         raise UserError("--workers and --trials: need at least 1")
@@ -247,6 +248,8 @@ def cmd_tune(args) -> int:
     spaces = {c.model: load_space(c.model, {**raw, "models": [c.model]}, args.space) for c in cells}  # all checked first
     experiment_id, _ = _start(args, f"tune-{name}")
     url = storage_url(args.storage, tracking_uri(getattr(args, "tracking_uri", None)))
+    if not args.parent_run:
+        reap_stale_runs([experiment_id])
     for cell in cells:
         study = args.study or study_name(name, cell)
         if args.parent_run:  # a worker process started below
@@ -255,10 +258,12 @@ def cmd_tune(args) -> int:
             continue
         budget = {"trials": tune.trials, "epochs": cell.train.epochs, "steps_per_epoch": cell.train.steps_per_epoch,
                   "pruner": tune.pruner, "sampler_seed": tune.sampler_seed}
-        created = make_study(study, url, tune, epochs=cell.train.epochs)
-        for key, value in budget.items():
-            created.set_user_attr(f"budget.{key}", value)
-        parent = _study_run(experiment_id, study, cell, name, redact(url), budget)
+        with claim_lock(url, study):  # workers on other nodes may be starting the same study
+            created = make_study(study, url, tune, epochs=cell.train.epochs)
+            for key, value in budget.items():
+                created.set_user_attr(f"budget.{key}", value)
+            parent = _study_run(experiment_id, study, cell, name, redact(url), budget)
+        beat = Heartbeat(parent)
         print(f"study {study}: {tune.trials} trials, {cell.train.epochs} epochs each, pruner {tune.pruner} · "
               f"storage {redact(url)}", flush=True)
         try:
@@ -276,6 +281,8 @@ def cmd_tune(args) -> int:
         except BaseException as e:  # the parent run never stays RUNNING
             MlflowClient().set_terminated(parent, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
             raise
+        finally:
+            beat.close()
         summary = summarise(result, parent)
         MlflowClient().set_terminated(parent, "FINISHED")
         best = summary.get("best_val_loss")

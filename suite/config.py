@@ -19,6 +19,7 @@ from tasks import TASKS
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PROFILES = ("smoke", "cpu", "full")
 TOP_KEYS = ("models", "seeds", "model", "train", "tasks", "tune", "horizon")
+UNHASHED = ("checkpoint_minutes",)  # train settings that do not change a run's result
 ENTRY_KEYS = ("model", "train")  # per-task overrides, beside the task's own settings
 
 
@@ -42,6 +43,7 @@ class TrainConfig:
     eval_seq_lens: list[PosInt] = dataclasses.field(default_factory=list)  # also test at these lengths (copy, adding)
     max_minutes: PosFloat | None = None  # wall-clock budget a run (None: epochs decide)
     gradflow: bool = False  # record ‖∂L/∂h_t‖ per step at initialisation and after training
+    checkpoint_minutes: PosFloat | None = 10.0  # save a resumable checkpoint to the run this often (None: never)
 
 
 @dataclass(config=STRICT)
@@ -86,7 +88,10 @@ class Cell:
 
     @property
     def config_hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.resolved(), sort_keys=True).encode()).hexdigest()[:16]
+        """Names the cell's result: settings that cannot change it (see UNHASHED) are left out."""
+        resolved = self.resolved()
+        resolved["train"] = {k: v for k, v in resolved["train"].items() if k not in UNHASHED}
+        return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
     def label(self) -> str:

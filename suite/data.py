@@ -49,6 +49,11 @@ class Groups:
     def __init__(self, batches, k: int):
         self.batches, self.k = batches, k
 
+    @property
+    def generator(self):
+        """The random state of the batches (saved with checkpoints)."""
+        return self.batches.generator
+
     def __len__(self):
         return math.ceil(len(self.batches) / self.k)
 

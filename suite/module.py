@@ -104,6 +104,12 @@ class SeqModule(pl.LightningModule):
     def on_test_epoch_end(self):
         self._publish("test")
 
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["steps_done"] = self.steps_done
+
+    def on_load_checkpoint(self, checkpoint):
+        self.steps_done = checkpoint.get("steps_done", 0)
+
     def configure_optimizers(self):
         t = self.train_cfg
         opt = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam

@@ -112,40 +112,63 @@ class Outcome:
 
 
 def run_cell(cell: Cell, experiment_id: str, profile: str, progress: bool = False, tags: dict | None = None,
-             callbacks: list | None = None) -> Outcome:
+             callbacks: list | None = None, resume=None, exclusive: bool = False) -> Outcome:
     """Train, validate each epoch and test one cell, all recorded in one MLflow run.
 
     `tags` go on the run (e.g. mlflow.parentRunId for a tuning trial); `callbacks` join the Trainer's.
     A callback raising optuna.TrialPruned ends the run as PRUNED (FINISHED in MLflow, tagged).
+    `resume`: a stopped run of this cell to carry on from its checkpoint, in the same run.
+    `exclusive`: the cell is a matrix cell that other workers may start too; see cluster.claim.
     """
+    import shutil
+    import tempfile
+
     import mlflow
     import torch
+    from mlflow import MlflowClient
     from optuna import TrialPruned
 
-    from suite.callbacks import MlflowEpochMetrics, SolveWatch, TrainSpeed
+    from suite.callbacks import Checkpointer, MlflowEpochMetrics, SolveWatch, TrainSpeed
+    from suite.cluster import Heartbeat, claim
     from suite.tracking import environment, flatten, git_sha
 
-    device = device_for(cell)
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=f"{cell.model}-{cell.task}-T{cell.seq_len}-s{cell.seed}",
-                           tags={"model": cell.model, "task": cell.task, "seq_len": str(cell.seq_len),
-                                 "seed": str(cell.seed), "profile": profile, "config_hash": cell.config_hash,
-                                 "git_sha": git_sha(), "device": device, **environment(), **(tags or {})})
+    device, client = device_for(cell), MlflowClient()
+    if resume is not None:
+        run = mlflow.start_run(run_id=resume.info.run_id)  # back to RUNNING
+        mlflow.set_tag("resumed", str(int(resume.data.tags.get("resumed", "0")) + 1))
+    else:
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=f"{cell.model}-{cell.task}-T{cell.seq_len}-s{cell.seed}",
+                               tags={"model": cell.model, "task": cell.task, "seq_len": str(cell.seq_len),
+                                     "seed": str(cell.seed), "profile": profile, "config_hash": cell.config_hash,
+                                     "git_sha": git_sha(), "device": device, **environment(), **(tags or {})})
+    run_id, beat, scratch = run.info.run_id, Heartbeat(run.info.run_id), tempfile.mkdtemp(prefix="rnnbench-")
     speed = None
     try:
+        taken = claim(client, experiment_id, client.get_run(run_id), cell.config_hash) if exclusive else None
+        if taken:  # another worker has this cell: back off without a trace (a resumed run stays KILLED)
+            beat.close()
+            mlflow.end_run("KILLED")
+            if resume is None:
+                client.delete_run(run_id)
+            return Outcome(cell, "SKIPPED", run_id, error=taken)
         task, train, val, test, module = build(cell, device)
-        resolved = cell.resolved()
-        resolved["model"]["hidden_size"] = module.net.head.in_features  # solved from param_budget
-        mlflow.set_tags({"data_source": task.describe()["data_source"], "precision": precision_for(cell, device)})
-        mlflow.log_params(flatten(resolved) | {f"task.{k}": str(v) for k, v in task.describe().items()})
-        mlflow.log_dict(resolved, "config.yaml")
+        if resume is None:
+            resolved = cell.resolved()
+            resolved["model"]["hidden_size"] = module.net.head.in_features  # solved from param_budget
+            mlflow.set_tags({"data_source": task.describe()["data_source"], "precision": precision_for(cell, device)})
+            mlflow.log_params(flatten(resolved) | {f"task.{k}": str(v) for k, v in task.describe().items()})
+            mlflow.log_dict(resolved, "config.yaml")
         speed = TrainSpeed(math.ceil(cell.train.warmup_steps / cell.train.steps_per_call))
         watch = SolveWatch(task, cell.train.stop_when_solved)
-        trainer = trainer_for(cell, device, [MlflowEpochMetrics(run.info.run_id), speed, watch, *(callbacks or [])],
+        extra = [Checkpointer(run_id, cell.train.checkpoint_minutes, train.generator)] if (
+            exclusive and cell.train.checkpoint_minutes) else []
+        trainer = trainer_for(cell, device, [MlflowEpochMetrics(run_id), speed, watch, *extra, *(callbacks or [])],
                               progress)
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         initial = {k: v.clone() for k, v in module.net.state_dict().items()} if cell.train.gradflow else None
-        trainer.fit(module, train, val)
+        ckpt = client.download_artifacts(run_id, "checkpoint/last.ckpt", scratch) if resume is not None else None
+        trainer.fit(module, train, val, ckpt_path=ckpt, weights_only=True if ckpt else None)  # weights_only: no pickles
         val_loss = trainer.callback_metrics.get("val_loss")  # before test() replaces the metrics
         result = trainer.test(module, test, verbose=False)[0]
         peak = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda"
@@ -166,14 +189,19 @@ def run_cell(cell: Cell, experiment_id: str, profile: str, progress: bool = Fals
             record_attention(module.net.backbone, test, cell.label)
         log_model(module.net)
         mlflow.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)})
+        taken = claim(client, experiment_id, client.get_run(run_id), cell.config_hash) if exclusive else None
+        if taken and taken.startswith("finished"):  # checked again before marking done: one FINISHED run a cell
+            mlflow.set_tag("duplicate", taken)
+            mlflow.end_run("KILLED")
+            return Outcome(cell, "SKIPPED", run_id, metrics, error=taken)
         mlflow.end_run("FINISHED")
-        return Outcome(cell, "FINISHED", run.info.run_id, metrics, val_loss=None if val_loss is None else float(val_loss))
+        return Outcome(cell, "FINISHED", run_id, metrics, val_loss=None if val_loss is None else float(val_loss))
     except TrialPruned:
         epochs = speed.epochs_started if speed else 0  # the pruned epoch was trained and validated
         mlflow.set_tags({"optuna_state": "PRUNED", "pruned_at_epoch": str(epochs)})
         mlflow.log_metric("epochs_trained", epochs)
         mlflow.end_run("FINISHED")
-        return Outcome(cell, "PRUNED", run.info.run_id, {"epochs_trained": epochs})
+        return Outcome(cell, "PRUNED", run_id, {"epochs_trained": epochs})
     except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into SystemExit(1)
         mlflow.end_run("KILLED")
         raise KeyboardInterrupt from None
@@ -184,32 +212,46 @@ def run_cell(cell: Cell, experiment_id: str, profile: str, progress: bool = Fals
         mlflow.end_run("FAILED")
         if isinstance(e, UserError):
             raise
-        return Outcome(cell, "FAILED", run.info.run_id, error=f"{type(e).__name__}: {message}")
+        return Outcome(cell, "FAILED", run_id, error=f"{type(e).__name__}: {message}")
+    finally:
+        beat.close()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def run_matrix(cells: list[Cell], experiment_id: str, profile: str, force: bool = False,
                progress: bool | None = None, tags: dict[str, dict] | None = None) -> list[Outcome]:
     """Every cell in turn; finished cells (same config_hash) are skipped unless forced.
 
+    Safe with other workers on the same store (overlapping shards, requeued jobs): stale runs are
+    marked KILLED first, the store is checked again before each cell, a cell another live worker
+    is training is left to it, and a stopped run with a checkpoint is resumed rather than restarted.
     `tags` maps a cell's config_hash to extra tags for its run (e.g. the study a tuned cell came from).
     """
     from tqdm.auto import tqdm
 
+    from suite.cluster import reap_stale_runs
     from suite.tracking import finished_runs
 
     tty = sys.stderr.isatty() if progress is None else progress
+    reap_stale_runs([experiment_id])
     done = {} if force else finished_runs(experiment_id, [c.config_hash for c in cells])
     outcomes, started = [], time.perf_counter()
     with tqdm(total=len(cells), desc="matrix", unit="cell", disable=not tty, dynamic_ncols=True) as bar:
         for i, cell in enumerate(cells, 1):
-            found = done.get(cell.config_hash)
+            found = done.get(cell.config_hash) or (None if force else finished_runs(experiment_id, [cell.config_hash]).get(
+                cell.config_hash))
             if found is not None:
                 outcome = Outcome(cell, "SKIPPED", found.info.run_id, dict(found.data.metrics))
                 note = "already finished, skipped (--force reruns)"
             else:
                 bar.set_postfix_str(cell.label)
-                outcome = run_cell(cell, experiment_id, profile, progress=tty, tags=(tags or {}).get(cell.config_hash))
-                note = _headline(outcome)
+                resume = None if force else resumable(experiment_id, cell.config_hash)
+                outcome = _guarded(cell, lambda: run_cell(cell, experiment_id, profile, progress=tty, resume=resume,
+                                                          tags=(tags or {}).get(cell.config_hash), exclusive=not force),
+                                   outcomes)
+                note = f"left to another worker: {outcome.error}" if outcome.status == "SKIPPED" else _headline(outcome)
+                if resume is not None:
+                    note += f" (resumed run {resume.info.run_id} from epoch {resume.data.tags['checkpoint_epoch']})"
             outcomes.append(outcome)
             bar.update()
             elapsed = time.perf_counter() - started
@@ -218,6 +260,39 @@ def run_matrix(cells: list[Cell], experiment_id: str, profile: str, force: bool 
             line = f"[{i}/{len(cells)}] {cell.label}: {note}  (elapsed {_clock(elapsed)}, eta {_clock(eta)})"
             bar.write(line) if tty else print(line, flush=True)
     return outcomes
+
+
+def resumable(experiment_id: str, config_hash: str):
+    """The newest KILLED run of the cell with a checkpoint (a preempted, interrupted or stale one), or None."""
+    from mlflow import MlflowClient
+
+    runs = MlflowClient().search_runs([experiment_id], f"tags.config_hash = '{config_hash}' and "
+                                      "attributes.status = 'KILLED' and tags.checkpoint_epoch != ''",
+                                      max_results=1, order_by=["attributes.start_time DESC"])
+    runs = [r for r in runs if "duplicate" not in r.data.tags]
+    return runs[0] if runs else None
+
+
+def _guarded(cell: Cell, run, outcomes: list[Outcome]) -> Outcome:
+    """run(); if it fails because the tracking store is gone, stop the matrix with one clear line."""
+    from suite.tracking import reachable
+
+    try:
+        return run()
+    except (UserError, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        import mlflow
+
+        uri = mlflow.get_tracking_uri()
+        if reachable(uri):
+            raise
+        from suite.tracking import redact
+
+        kept = sum(o.status in ("FINISHED", "SKIPPED") for o in outcomes)
+        raise UserError(f"tracking store {redact(uri)} lost during {cell.label} ({type(e).__name__}, after "
+                        f"MLflow's retries); {kept} finished cells are kept: rerun the same command when it is "
+                        "back to finish the rest") from None
 
 
 def log_model(net):

@@ -25,6 +25,24 @@ def redact(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def reachable(uri: str) -> bool:
+    """Whether a tracking server answers /health (a database store: whether MLflow can search it)."""
+    if urlsplit(uri).scheme in ("http", "https"):
+        import requests
+
+        try:
+            return requests.get(uri.rstrip("/") + "/health", timeout=5).ok
+        except requests.RequestException:
+            return False
+    try:
+        from mlflow import MlflowClient
+
+        MlflowClient(uri).search_experiments(max_results=1)
+        return True
+    except Exception:
+        return False
+
+
 def connect(uri: str, experiment: str) -> str:
     """Point MLflow at the store (checking a server answers) and return the experiment id."""
     import mlflow

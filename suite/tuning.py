@@ -21,7 +21,8 @@ from suite.config import CONFIGS, Cell, TuneConfig, apply_sets, plan
 from suite.errors import UserError
 
 JOURNAL = "optuna-journal.log"  # beside mlflow.db; see storage_url()
-COUNTED = ("COMPLETE", "PRUNED", "RUNNING")  # states that fill a study's budget (FAIL is retried)
+COUNTED = ("COMPLETE", "PRUNED", "RUNNING", "WAITING")  # states that fill a study's budget (FAIL is retried)
+MAX_RETRY = 3  # a trial whose worker died is run again (same parameters) up to this many times
 
 
 def study_name(profile: str, cell: Cell) -> str:
@@ -120,7 +121,16 @@ def storage_url(cli: str | None, tracking_uri: str) -> str:
 
 
 def open_storage(url: str):
+    """The journal file (a path) or an RDB storage (a SQLAlchemy URL) with heartbeats.
+
+    With RDB storage every running trial beats; one silent past the grace period (its worker was
+    killed, its node lost) is failed by the next worker and retried with the same parameters.
+    """
     import optuna
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    from suite.cluster import HEARTBEAT_S
+    from suite.tracking import redact
 
     if "://" not in url:  # a path: the journal file
         from optuna.storages.journal import JournalFileBackend
@@ -128,26 +138,86 @@ def open_storage(url: str):
         if not Path(url).resolve().parent.exists():
             raise UserError(f"--storage: folder of {url} does not exist")
         return optuna.storages.JournalStorage(JournalFileBackend(url))
+    if url.split("://")[0].split("+")[0] not in ("sqlite", "postgresql", "mysql"):
+        raise UserError(f"--storage: {redact(url)}: expected a path, or a postgresql://, mysql:// or sqlite:/// URL")
+    beat = max(1, round(HEARTBEAT_S))
     try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
+        return optuna.storages.RDBStorage(url, heartbeat_interval=beat, grace_period=3 * beat,
+                                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(MAX_RETRY),
+                                          engine_kwargs={"pool_pre_ping": True})
     except Exception as e:
-        from suite.tracking import redact
-
         raise UserError(f"--storage: cannot open {redact(url)} ({type(e).__name__}); check the URL and the server") from None
 
 
 @contextlib.contextmanager
-def claim_lock(url: str):
-    """Serialises 'count the trials, then ask for one' across local processes on a journal file."""
-    if "://" in url:
+def claim_lock(url: str, name: str):
+    """Serialises 'count the trials, then ask for one' across every worker of study `name`.
+
+    A journal file or SQLite database: a file lock beside it (one machine). PostgreSQL: an advisory
+    lock in the database itself, so workers on many nodes take turns.
+    """
+    if url.startswith("postgresql"):
+        import hashlib
+
+        import sqlalchemy
+
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                try:
+                    yield
+                finally:
+                    conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        finally:
+            engine.dispose()
+        return
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None if "://" in url else url
+    if path is None:  # another database: no cross-process lock; a study may end a trial or two over
         yield
         return
-    with open(f"{url}.claim", "a") as handle:  # not .lock: the journal backend's own lock is named so
+    with open(f"{path}.claim", "a") as handle:  # not .lock: the journal backend's own lock is named so
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def fail_dead_trials(study) -> int:
+    """Fail the study's RUNNING trials whose worker is gone (and retry them); returns how many.
+
+    Heartbeats (RDB storage) catch workers on any node after the grace period; a worker on this
+    machine that died is caught at once by its process id, on any storage (the journal file has no
+    heartbeats).
+    """
+    import copy
+    import warnings
+
+    import optuna
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+    from optuna.trial import TrialState
+
+    from suite.cluster import worker_dead
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        before = counted(study)["FAIL"]
+        optuna.storages.fail_stale_trials(study)  # heartbeat-stale trials; the storage's callback retries them
+        failed = counted(study)["FAIL"] - before
+        storage = study._storage
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if not worker_dead(trial.user_attrs.get("worker")):
+                continue
+            try:
+                if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                    storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"worker {trial.user_attrs['worker']} died")
+                    RetryHeartbeatStaleTrialCallback(MAX_RETRY)(study, copy.deepcopy(trial))
+                    failed += 1
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # another worker got there first
+    return failed
 
 
 def make_study(name: str, url: str, tune: TuneConfig, worker: int = 0, epochs: int = 1):
@@ -206,16 +276,29 @@ def run_worker(study_name: str, url: str, cell: Cell, space: list[Param], tune: 
     import optuna
     from optuna.trial import TrialState
 
+    from optuna.storages._heartbeat import get_heartbeat_thread  # what study.optimize uses; ask/tell has none
+
+    from suite.cluster import worker_id
+
     study = make_study(study_name, url, tune, worker, cell.train.epochs)
     objective = make_objective(cell, space, experiment_id, profile, parent_run_id)
     started, failures = time.monotonic(), 0
     while timeout is None or time.monotonic() - started < timeout:
-        with claim_lock(url):  # count then ask, atomically, so K workers stop at exactly `trials`
-            if sum(counted(study)[s] for s in COUNTED) >= trials:
+        with claim_lock(url, study_name):  # count then ask, atomically, so K workers stop at exactly `trials`
+            dead = fail_dead_trials(study)
+            if dead:
+                from suite.cluster import reap_stale_runs
+
+                say(f"{study_name}: {dead} trial(s) of a dead worker marked FAIL and queued again")
+                reap_stale_runs([experiment_id], say)
+            n = counted(study)
+            if not n["WAITING"] and sum(n[s] for s in COUNTED) >= trials:
                 break
-            trial = study.ask()
+            trial = study.ask()  # a retried (WAITING) trial first
+            trial.set_user_attr("worker", worker_id())
         try:
-            value = objective(trial)
+            with get_heartbeat_thread(trial._trial_id, study._storage):
+                value = objective(trial)
             study.tell(trial, value)
             state, note, failures = "COMPLETE", f"val_loss {value:.4g}", 0
         except optuna.TrialPruned as e:

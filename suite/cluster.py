@@ -1,0 +1,140 @@
+"""Many workers on shared stores: who is alive, stale runs, shards of the matrix, and cell claims.
+
+A worker is `host:pid:start` (start = the process's start time in clock ticks since boot, so a reused
+pid is not mistaken for the old process). A run or trial whose worker is on this host and gone, or
+whose heartbeat is older than the grace period (workers on other hosts), is stale.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+from suite.errors import UserError
+
+HEARTBEAT_S = float(os.environ.get("RNNBENCH_HEARTBEAT_S", "60"))  # how often a live run says so
+GRACE_S = 5 * HEARTBEAT_S  # a run silent for longer is stale (workers on other hosts)
+
+
+def _start_ticks(pid: int) -> str:
+    try:  # field 22 of /proc/<pid>/stat; the command name (field 2) may hold spaces, so split after ')'
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "?"
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_ticks(os.getpid())}"
+
+
+def worker_dead(worker: str | None) -> bool:
+    """True when `worker` ran on this host and its process is gone (False when unknown or elsewhere)."""
+    try:
+        host, pid, start = (worker or "").rsplit(":", 2)
+        pid = int(pid)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    return start != "?" and _start_ticks(pid) not in (start, "?")
+
+
+class Heartbeat:
+    """Tags a run with its worker, then with `heartbeat` = unix time every HEARTBEAT_S, from a thread."""
+
+    def __init__(self, run_id: str):
+        from mlflow import MlflowClient
+
+        self.client, self.run_id, self.stop = MlflowClient(), run_id, threading.Event()
+        self.client.set_tag(run_id, "worker", worker_id())
+        self.beat()
+        self.thread = threading.Thread(target=self._loop, daemon=True, name=f"heartbeat-{run_id[:8]}")
+        self.thread.start()
+
+    def beat(self):
+        self.client.set_tag(self.run_id, "heartbeat", str(int(time.time())))
+
+    def _loop(self):
+        while not self.stop.wait(HEARTBEAT_S):
+            try:
+                self.beat()
+            except Exception:  # a server blip: the next beat retries; the run itself reports real losses
+                pass
+
+    def close(self):
+        self.stop.set()
+
+
+def stale_reason(run, now: float | None = None) -> str | None:
+    """Why a RUNNING run is stale, or None while its worker may still be alive."""
+    tags = run.data.tags
+    if worker_dead(tags.get("worker")):
+        return f"its worker {tags['worker']} is gone"
+    beat = float(tags.get("heartbeat", run.info.start_time / 1000))
+    silent = (now or time.time()) - beat
+    return f"no heartbeat for {silent:.0f} s" if silent > GRACE_S else None
+
+
+def reap_stale_runs(experiment_ids: list[str], say=print) -> list:
+    """Mark the experiments' stale RUNNING runs KILLED (tag `stale`), so no run stays RUNNING for ever."""
+    from mlflow import MlflowClient
+
+    client, reaped = MlflowClient(), []
+    for run in client.search_runs(experiment_ids, "attributes.status = 'RUNNING'", max_results=10_000):
+        reason = stale_reason(run)
+        if reason is None:
+            continue
+        client.set_tag(run.info.run_id, "stale", f"{reason}; marked KILLED by {worker_id()}")
+        client.set_terminated(run.info.run_id, "KILLED")
+        reaped.append(run)
+        say(f"stale run {run.info.run_id} ({run.info.run_name}): {reason}; marked KILLED")
+    return reaped
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """--shard i/N (0 <= i < N), else SLURM's array variables, else None (the whole matrix)."""
+    if text is None:
+        task, count = os.environ.get("SLURM_ARRAY_TASK_ID"), os.environ.get("SLURM_ARRAY_TASK_COUNT")
+        if task is None or count is None:
+            return None
+        text, where = f"{int(task) - int(os.environ.get('SLURM_ARRAY_TASK_MIN', '0'))}/{count}", "SLURM_ARRAY_TASK_ID"
+    else:
+        where = "--shard"
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise UserError(f"{where}: expected i/N, e.g. 0/4 (got {text})") from None
+    if not 0 <= i < n:
+        raise UserError(f"{where}: {text}: needs 0 <= i < N")
+    return i, n
+
+
+def shard(cells: list, spec: tuple[int, int] | None) -> list:
+    """Shard i of N: every N-th cell from the i-th, so heavy tasks spread over the shards."""
+    return cells if spec is None else cells[spec[0]::spec[1]]
+
+
+def claim(client, experiment_id: str, run, config_hash: str) -> str | None:
+    """After starting `run` for a cell: None if it is ours, else why another worker has it.
+
+    Two workers may start the same cell at once (overlapping shards, a requeue); the run started
+    first (then the smaller id) keeps it, the other backs off. Finished runs always win.
+    """
+    runs = client.search_runs([experiment_id], f"tags.config_hash = '{config_hash}'", max_results=1000)
+    me = (run.info.start_time, run.info.run_id)
+    for other in runs:
+        if other.info.run_id == run.info.run_id or other.info.status not in ("RUNNING", "FINISHED"):
+            continue
+        if other.info.status == "FINISHED":
+            return f"finished meanwhile in run {other.info.run_id}"
+        if (other.info.start_time, other.info.run_id) < me and stale_reason(other) is None:
+            return f"running in run {other.info.run_id} ({other.data.tags.get('worker', '?')})"
+    return None
