@@ -46,6 +46,7 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--seeds", type=int, help="number of seeds (0..N-1), overriding the profile")
     bench.add_argument("--tuned", action="store_true", help="use each model x task study's best parameters")
     bench.add_argument("--storage", help="Optuna storage for --tuned (default: see `rnnbench tune --help`)")
+    bench.add_argument("--shard", help="run shard i/N of the cells (0 <= i < N); under a SLURM array, its task id")
     tune = sub.add_parser("tune", parents=[common, source], help="Optuna-tune models on tasks, same budget each")
     tune.add_argument("--model", help="one model (default: every model of the profile)")
     tune.add_argument("--task", help="one task (default: every task of the profile)")
@@ -79,6 +80,24 @@ def parser() -> argparse.ArgumentParser:
     speed.add_argument("--repeats", type=int, default=5, help="interleaved repeats; medians are reported (default 5)")
     speed.add_argument("--steps", type=int, help="timed steps a measurement (default: sized to ~1 s)")
     speed.add_argument("--compile", action="store_true", help="also time the raw loop under torch.compile")
+    slurm = sub.add_parser("slurm", parents=[common], help="write (and --submit) an sbatch array for benchmark or tune")
+    slurm.add_argument("what", choices=("benchmark", "tune"))
+    slurm.add_argument("--profile", default="full", help="the profile the jobs run (default: full)")
+    slurm.add_argument("--config", help="an experiment YAML instead of a profile")
+    slurm.add_argument("--array", type=int, default=4, help="array tasks: shards of the matrix, or tuning workers")
+    slurm.add_argument("--gpus-per-job", type=int, default=1, help="GPUs an array task (0: CPU jobs)")
+    slurm.add_argument("--cpus-per-task", type=int, default=4)
+    slurm.add_argument("--partition", help="SLURM partition")
+    slurm.add_argument("--time", default="04:00:00", help="time limit of each task, [D-]HH:MM:SS")
+    slurm.add_argument("--out", help="script path (default: slurm/<what>-<profile>.sbatch)")
+    slurm.add_argument("--submit", action="store_true", help="also submit it with sbatch")
+    slurm.add_argument("--extra", default="", help='more arguments for each task\'s command, e.g. --extra="--seeds 3"')
+    server = sub.add_parser("server", parents=[common], help="an MLflow tracking server (default: on the local store)")
+    server.add_argument("--backend", help="backend store URI, e.g. postgresql://USER:PASSWORD@HOST/mlflow "
+                                          "(default: the local store sqlite:///mlflow.db)")
+    server.add_argument("--artifacts", default="mlartifacts", help="artifact folder the server keeps (default: ./mlartifacts)")
+    server.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    server.add_argument("--port", type=int, default=5000)
     ui = sub.add_parser("ui", parents=[common], help="the MLflow UI on the store")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
@@ -120,7 +139,7 @@ def cmd_list(args) -> int:
 
 
 def _plan(args, models=None, tasks=None, seeds=None):
-    from suite.config import apply_sets, load_raw, plan
+    from suite.config import apply_sets, load_raw, plan, stores_config
 
     raw, name, source = load_raw(args.profile, args.config)
     if models:
@@ -131,15 +150,30 @@ def _plan(args, models=None, tasks=None, seeds=None):
     if seeds is not None:
         raw["seeds"] = seeds
     raw = apply_sets(raw, args.set)
+    args.stores = stores_config(raw, source)
     return plan(raw, source), name
+
+
+def _uri(args) -> str:
+    from suite.tracking import tracking_uri
+
+    stores = getattr(args, "stores", None)
+    return tracking_uri(getattr(args, "tracking_uri", None), stores.tracking_uri if stores else None)
+
+
+def _storage(args) -> str:
+    from suite.tuning import storage_url
+
+    stores = getattr(args, "stores", None)
+    return storage_url(args.storage, _uri(args), stores.optuna_storage if stores else None)
 
 
 def _start(args, name):
     from suite.runner import init_torch
-    from suite.tracking import connect, redact, tracking_uri
+    from suite.tracking import connect, redact
 
     init_torch()
-    uri = tracking_uri(getattr(args, "tracking_uri", None))
+    uri = _uri(args)
     experiment = getattr(args, "experiment", None) or f"rnnbench-{name}"
     print(f"store {redact(uri)} · experiment {experiment}", flush=True)
     return connect(uri, experiment), experiment
@@ -167,6 +201,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_benchmark(args) -> int:
+    from suite.cluster import parse_shard
+    from suite.cluster import shard as cluster_shard
     from suite.runner import run_matrix
     from suite.summary import table
 
@@ -176,6 +212,12 @@ def cmd_benchmark(args) -> int:
     if seeds == []:
         raise UserError("--seeds: needs at least 1")
     cells, name = _plan(args, args.models, args.tasks, seeds)
+    shard = parse_shard(args.shard)
+    if shard:
+        total, cells = len(cells), cluster_shard(cells, shard)
+        print(f"shard {shard[0]}/{shard[1]}: {len(cells)} of {total} cells", flush=True)
+        if not cells:
+            return 0
     tags = {}
     if args.tuned:
         cells, tags = _tuned(cells, name, args)
@@ -198,11 +240,10 @@ def _tuned(cells, profile, args):
     """Each cell with its study's best parameters, and tags naming the study."""
     import optuna
 
-    from suite.tracking import tracking_uri
-    from suite.tuning import open_storage, storage_url, study_name, with_params
+    from suite.tuning import open_storage, study_name, with_params
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = storage_url(args.storage, tracking_uri(getattr(args, "tracking_uri", None)))
+    url = _storage(args)
     storage, tuned, tags = open_storage(url), [], {}
     for cell in cells:
         name = study_name(profile, cell)
@@ -224,9 +265,9 @@ def cmd_tune(args) -> int:
     from mlflow import MlflowClient
 
     from suite.cluster import Heartbeat, reap_stale_runs
-    from suite.config import apply_sets, load_raw, plan, tune_config
-    from suite.tracking import redact, tracking_uri
-    from suite.tuning import claim_lock, load_space, make_study, run_worker, storage_url, study_name, summarise
+    from suite.config import apply_sets, load_raw, plan, stores_config, tune_config
+    from suite.tracking import redact
+    from suite.tuning import claim_lock, load_space, make_study, open_storage, run_worker, study_name, summarise
 
     if args.workers < 1 or (args.trials is not None and args.trials < 1):
         raise UserError("--workers and --trials: need at least 1")
@@ -238,6 +279,7 @@ def cmd_tune(args) -> int:
     if args.task:
         raw["tasks"] = {args.task: (raw.get("tasks") or {}).get(args.task) or {}}
     raw = apply_sets(raw, args.set)
+    args.stores = stores_config(raw, source)
     tune = tune_config(raw, source)
     if args.trials or args.pruner:
         tune = dataclasses.replace(tune, trials=args.trials or tune.trials, pruner=args.pruner or tune.pruner)
@@ -246,8 +288,9 @@ def cmd_tune(args) -> int:
     if args.study and len(cells) > 1:
         raise UserError(f"--study: names one study but this tunes {len(cells)}; add --model and --task")
     spaces = {c.model: load_space(c.model, {**raw, "models": [c.model]}, args.space) for c in cells}  # all checked first
+    url = _storage(args)
+    open_storage(url)  # a bad URL or an unreachable database stops here, before anything is recorded
     experiment_id, _ = _start(args, f"tune-{name}")
-    url = storage_url(args.storage, tracking_uri(getattr(args, "tracking_uri", None)))
     if not args.parent_run:
         reap_stale_runs([experiment_id])
     for cell in cells:
@@ -503,6 +546,68 @@ def cmd_ui(args) -> int:
                                "--host", args.host, "--port", str(args.port)])
 
 
+def cmd_slurm(args) -> int:
+    import re
+    import shlex
+    import shutil
+    import subprocess
+    from urllib.parse import urlsplit
+
+    from suite.cluster import sbatch_script
+    from suite.config import load_raw, stores_config
+    from suite.tuning import storage_url
+
+    if args.array < 1 or args.gpus_per_job < 0 or args.cpus_per_task < 1:
+        raise UserError("--array and --cpus-per-task: need at least 1; --gpus-per-job: 0 or more")
+    if not re.fullmatch(r"(\d+-)?\d{1,2}:\d{2}:\d{2}", args.time):
+        raise UserError(f"--time: expected [D-]HH:MM:SS, e.g. 04:00:00 (got {args.time})")
+    raw, name, source = load_raw(args.profile, args.config)
+    args.stores = stores_config(raw, source)
+    uri = _uri(args)
+    if urlsplit(uri).scheme not in ("http", "https", "postgresql", "mysql"):
+        raise UserError(f"slurm: the jobs need a shared tracking store, not {uri}: export MLFLOW_TRACKING_URI="
+                        "http://HOST:5000 of a server on PostgreSQL (`make server`, README: Running on a cluster)")
+    if args.what == "tune" and not storage_url(None, uri, args.stores.optuna_storage).startswith(("postgresql", "mysql")):
+        raise UserError("slurm tune: workers on many nodes need an RDB study storage: export "
+                        "RNNBENCH_OPTUNA_STORAGE=postgresql://USER:PASSWORD@HOST/optuna")
+    root = Path(__file__).resolve().parent.parent
+    path = Path(args.out or root / "slurm" / f"{args.what}-{name}.sbatch")
+    source = f"--config {args.config}" if args.config else f"--profile {args.profile}"
+    extra = shlex.split(args.extra)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (path.parent / "logs").mkdir(parents=True, exist_ok=True)
+    path.write_text(sbatch_script(args.what, source, name, args.array, args.gpus_per_job, args.cpus_per_task, args.time,
+                                  args.partition, root, path, extra))
+    print(f"wrote {path}: {args.array} array tasks · {args.gpus_per_job} GPU(s) each · {args.time}")
+    if not args.submit:
+        print(f"submit it: sbatch {path}")
+        return 0
+    if shutil.which("sbatch") is None:
+        raise UserError("--submit: sbatch not found on this machine; submit the script from a SLURM login node")
+    done = subprocess.run(["sbatch", "--parsable", str(path)], capture_output=True, text=True)
+    if done.returncode:
+        raise UserError(f"--submit: sbatch failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+    print(f"submitted job {done.stdout.strip()}; watch it in the MLflow UI at {uri.split('@')[-1]}")
+    return 0
+
+
+def cmd_server(args) -> int:
+    from suite.tracking import DEFAULT_URI, redact
+
+    backend = args.backend or DEFAULT_URI
+    if "://" not in backend:
+        raise UserError(f"--backend: expected a database URI such as postgresql://USER:PASSWORD@HOST/mlflow (got {backend})")
+    Path(args.artifacts).mkdir(parents=True, exist_ok=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"note: binding {args.host} exposes the server (no authentication) beyond this machine", file=sys.stderr)
+    print(f"MLflow tracking server on http://{args.host}:{args.port} · backend {redact(backend)} · artifacts "
+          f"{Path(args.artifacts).resolve()}\nPoint jobs at it: export MLFLOW_TRACKING_URI=http://{args.host}:{args.port}",
+          flush=True)
+    os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
+                               "--artifacts-destination", str(Path(args.artifacts).resolve()),
+                               "--host", args.host, "--port", str(args.port)])
+
+
 def _auto_name() -> str:
     from suite.config import resolve_profile
 
@@ -511,4 +616,4 @@ def _auto_name() -> str:
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "benchmark": cmd_benchmark, "tune": cmd_tune, "horizon": cmd_horizon,
-            "gradflow": cmd_gradflow, "speed": cmd_speed, "ui": cmd_ui}
+            "gradflow": cmd_gradflow, "speed": cmd_speed, "slurm": cmd_slurm, "server": cmd_server, "ui": cmd_ui}

@@ -138,3 +138,38 @@ def claim(client, experiment_id: str, run, config_hash: str) -> str | None:
         if (other.info.start_time, other.info.run_id) < me and stale_reason(other) is None:
             return f"running in run {other.info.run_id} ({other.data.tags.get('worker', '?')})"
     return None
+
+
+SBATCH = """#!/bin/bash
+# Written by `rnnbench slurm {what} {source_flag}`: {array} array tasks, each {each}.
+# Submit: sbatch {path}   (the environment at submission, stores included, goes with the jobs)
+#SBATCH --job-name=rnnbench-{what}-{name}
+#SBATCH --array=0-{last}
+#SBATCH --cpus-per-task={cpus}
+{gpus}#SBATCH --time={time}
+{partition}#SBATCH --output={logs}/%x-%A_%a.out
+#SBATCH --requeue
+#SBATCH --signal=B:TERM@120
+set -euo pipefail
+cd {root}
+: "${{MLFLOW_TRACKING_URI:?export the shared tracking server, e.g. http://HOST:5000 (README: Running on a cluster)}}"
+{storage_check}# SIGTERM (preemption, the time limit) ends the current run as KILLED with its checkpoint; a requeued or
+# resubmitted task resumes it and skips every finished cell.
+exec {root}/.venv/bin/rnnbench {what} {source_flag}{extra}
+"""
+
+
+def sbatch_script(what: str, source_flag: str, name: str, array: int, gpus: int, cpus: int, time_limit: str,
+                  partition: str | None, root: Path, path: Path, extra: list[str]) -> str:
+    """An sbatch array script: `benchmark` shards the matrix by SLURM_ARRAY_TASK_ID; `tune` runs a worker each."""
+    import shlex
+
+    each = ("one shard of the matrix (rnnbench reads SLURM_ARRAY_TASK_ID/COUNT)" if what == "benchmark"
+            else "one Optuna worker on every study (PostgreSQL storage)")
+    storage_check = ('' if what == "benchmark" else ': "${RNNBENCH_OPTUNA_STORAGE:?export the PostgreSQL URL '
+                     'of the Optuna storage (README: Running on a cluster)}"\n')
+    return SBATCH.format(what=what, source_flag=source_flag, array=array, each=each, path=path, name=name,
+                         last=array - 1, cpus=cpus, gpus=f"#SBATCH --gres=gpu:{gpus}\n" if gpus else "",
+                         time=time_limit, partition=f"#SBATCH --partition={partition}\n" if partition else "",
+                         logs=path.parent / "logs", root=root, storage_check=storage_check,
+                         extra="".join(" " + shlex.quote(a) for a in extra))

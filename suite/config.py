@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, StrictStr, ValidationError
 from pydantic.dataclasses import dataclass
 
 from suite.errors import UserError
@@ -18,7 +18,7 @@ from tasks import TASKS
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PROFILES = ("smoke", "cpu", "full")
-TOP_KEYS = ("models", "seeds", "model", "train", "tasks", "tune", "horizon")
+TOP_KEYS = ("models", "seeds", "model", "train", "tasks", "tune", "horizon", "stores")
 UNHASHED = ("checkpoint_minutes",)  # train settings that do not change a run's result
 ENTRY_KEYS = ("model", "train")  # per-task overrides, beside the task's own settings
 
@@ -53,6 +53,12 @@ class TuneConfig:
     startup_trials: NonNegInt = 3  # median pruner: trials that always run to the end first
     warmup_epochs: NonNegInt = 1  # median pruner: epochs before a trial may be pruned
     sampler_seed: int = 0  # TPE sampler seed (worker i uses seed + i)
+
+
+@dataclass(config=STRICT)
+class StoresConfig:
+    tracking_uri: StrictStr | None = None  # MLflow store or server (--tracking-uri and $MLFLOW_TRACKING_URI win)
+    optuna_storage: StrictStr | None = None  # Optuna storage URL or journal path (--storage, $RNNBENCH_OPTUNA_STORAGE win)
 
 
 @dataclass(config=STRICT)
@@ -203,6 +209,11 @@ def plan(raw: dict, source: str = "config") -> list[Cell]:
 def horizon_config(raw: dict, source: str = "config") -> HorizonConfig:
     """The experiment's `horizon:` section: the length ladders and the budget of a sweep."""
     return build(HorizonConfig, _section(raw.get("horizon"), "horizon", source), "horizon", source)
+
+
+def stores_config(raw: dict, source: str = "config") -> StoresConfig:
+    """The experiment's `stores:` section: where runs and studies go when no flag or variable says."""
+    return build(StoresConfig, _section(raw.get("stores"), "stores", source), "stores", source)
 
 
 def tune_config(raw: dict, source: str = "config") -> TuneConfig:

@@ -12,8 +12,9 @@ from suite.errors import UserError
 DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow's own default store; artifacts go to ./mlartifacts
 
 
-def tracking_uri(cli_uri: str | None = None) -> str:
-    return cli_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+def tracking_uri(cli_uri: str | None = None, profile_uri: str | None = None) -> str:
+    """--tracking-uri, else $MLFLOW_TRACKING_URI, else the profile's stores.tracking_uri, else the local store."""
+    return cli_uri or os.environ.get("MLFLOW_TRACKING_URI") or profile_uri or DEFAULT_URI
 
 
 def redact(uri: str) -> str:

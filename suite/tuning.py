@@ -12,6 +12,7 @@ import fcntl
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import yaml
@@ -107,13 +108,14 @@ def with_params(cell: Cell, params: dict) -> Cell:
         raise UserError(f"search space: {e}".splitlines()[0]) from None
 
 
-def storage_url(cli: str | None, tracking_uri: str) -> str:
-    """--storage, else $RNNBENCH_OPTUNA_STORAGE, else a journal file beside the local MLflow store.
+def storage_url(cli: str | None, tracking_uri: str, profile: str | None = None) -> str:
+    """--storage, else $RNNBENCH_OPTUNA_STORAGE, else the profile's stores.optuna_storage, else a journal
+    file beside the local MLflow store.
 
     The journal file (Optuna's JournalFileBackend) takes appends under a file lock, so several local
     worker processes share it safely; SQLite serialises writers and answers "database is locked".
     """
-    url = cli or os.environ.get("RNNBENCH_OPTUNA_STORAGE")
+    url = cli or os.environ.get("RNNBENCH_OPTUNA_STORAGE") or profile
     if url:
         return url
     folder = Path(tracking_uri.removeprefix("sqlite:///")).parent if tracking_uri.startswith("sqlite:///") else Path(".")
@@ -141,10 +143,13 @@ def open_storage(url: str):
     if url.split("://")[0].split("+")[0] not in ("sqlite", "postgresql", "mysql"):
         raise UserError(f"--storage: {redact(url)}: expected a path, or a postgresql://, mysql:// or sqlite:/// URL")
     beat = max(1, round(HEARTBEAT_S))
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: stable since 2.9
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")  # ask/tell beats too (run_worker)
     try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=beat, grace_period=3 * beat,
-                                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(MAX_RETRY),
-                                          engine_kwargs={"pool_pre_ping": True})
+        with claim_lock(url, "rnnbench-schema"):  # workers starting together would race to create the tables
+            return optuna.storages.RDBStorage(url, heartbeat_interval=beat, grace_period=3 * beat,
+                                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(MAX_RETRY),
+                                              engine_kwargs={"pool_pre_ping": True})
     except Exception as e:
         raise UserError(f"--storage: cannot open {redact(url)} ({type(e).__name__}); check the URL and the server") from None
 

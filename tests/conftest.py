@@ -27,3 +27,28 @@ def torch_settings():
     from suite.runner import init_torch
 
     init_torch()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A real PostgreSQL server on 127.0.0.1 (skipped where none is installed, unless CI requires it)."""
+    from tests.servers import Postgres, pg_bin
+
+    if not (pg_bin("initdb") and pg_bin("pg_ctl")):
+        if os.environ.get("RNNBENCH_REQUIRE_SERVERS"):
+            pytest.fail("PostgreSQL (initdb, pg_ctl) not found; .ci/run installs it")
+        pytest.skip("PostgreSQL not installed (apt-get install postgresql); CI runs these tests")
+    server = Postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(postgres, tmp_path_factory):
+    """A real `mlflow server` on 127.0.0.1 with its runs in PostgreSQL."""
+    from tests.servers import MlflowServer
+
+    root = tmp_path_factory.mktemp("mlflow-server")
+    server = MlflowServer(postgres.create("mlflow"), root / "artifacts", root / "server.log")
+    yield server
+    server.stop()
