@@ -8,7 +8,7 @@ ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install test test-slow benchmark tune horizon speed ui dashboard clean
+.PHONY: help install test test-slow benchmark tune horizon speed ui server dashboard clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,6 +44,9 @@ speed: $(STAMP) ## time the suite against hand-written PyTorch per model x task 
 
 ui: $(STAMP) ## open the MLflow UI on the local store at http://127.0.0.1:5000
 	$(BIN)/rnnbench ui
+
+server: $(STAMP) ## MLflow tracking server on 127.0.0.1:5000 for jobs to share (BACKEND=postgresql://... ; default the local store)
+	$(BIN)/rnnbench server $(if $(BACKEND),--backend $(BACKEND)) $(ARGS)
 
 dashboard: $(STAMP) ## optuna-dashboard on the local tuning journal at http://127.0.0.1:8080
 	$(BIN)/optuna-dashboard --host 127.0.0.1 --port 8080 optuna-journal.log

@@ -316,7 +316,7 @@ def cmd_tune(args) -> int:
             else:
                 argv = [sys.executable, "-m", "suite", "tune"]
                 procs = [subprocess.Popen([*argv, *_worker_argv(args, cell, study, url, parent, i)],
-                                          env=_worker_env(i, args.workers)) for i in range(args.workers)]
+                                          env=_worker_env(i, args.workers, url)) for i in range(args.workers)]
                 codes = [p.wait() for p in procs]
                 if any(codes):
                     raise UserError(f"{study}: worker exit codes {codes}; see their messages above")
@@ -354,22 +354,24 @@ def _study_run(experiment_id, study, cell, profile, storage, budget) -> str:
 
 def _worker_argv(args, cell, study, url, parent, index) -> list[str]:
     """The same tune command, narrowed to one study, for worker process `index`."""
-    argv = ["--model", cell.model, "--task", cell.task, "--study", study, "--storage", url,
+    argv = ["--model", cell.model, "--task", cell.task, "--study", study,
             "--parent-run", parent, "--worker-index", str(index)]
     argv += ["--config", args.config] if args.config else ["--profile", args.profile]
     for item in args.set:
         argv += ["--set", item]
-    for flag in ("trials", "pruner", "timeout", "space", "tracking_uri", "experiment"):
+    for flag in ("trials", "pruner", "timeout", "space", "experiment"):  # the stores go in the environment
         value = getattr(args, flag, None)
         if value is not None:
             argv += [f"--{flag.replace('_', '-')}", str(value)]
     return argv
 
 
-def _worker_env(index: int, workers: int) -> dict:
+def _worker_env(index: int, workers: int, storage: str) -> dict:
+    """The worker's environment: its stores (not on its command line, where `ps` shows passwords), GPU, threads."""
+    import mlflow
     import torch
 
-    env = dict(os.environ)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), "RNNBENCH_OPTUNA_STORAGE": storage}
     gpus = torch.cuda.device_count()
     if gpus:
         env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)

@@ -37,12 +37,15 @@ def runs_of(uri, experiment):
     return [] if exp is None else client.search_runs([exp.experiment_id], max_results=5000)
 
 
-def wait_for(condition, timeout=240, every=0.5):
+def wait_for(condition, proc, timeout=240, every=0.5):
+    """Poll `condition` while `proc` runs; its value once truthy."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
+        if proc.poll() is not None:
+            raise AssertionError(f"exited {proc.returncode} first: {proc.stderr.read()[-2000:]}")
         time.sleep(every)
     raise AssertionError("timed out waiting")
 
@@ -81,7 +84,7 @@ def test_a_worker_killed_mid_trial_is_failed_and_its_trial_retried(postgres, mlf
             "--pruner", "none", "--tracking-uri", mlflow_server.url, "--experiment", "c-kill", "--storage", storage]
     victim = rnnbench(*args, "--set", "train.epochs=40", env=env, cwd=tmp_path)
     running = wait_for(lambda: [t for t in _trials(storage, name) if t.state.name == "RUNNING" and t.number == 0
-                                and _has_epochs(mlflow_server.url, "c-kill")])
+                                and _has_epochs(mlflow_server.url, "c-kill")], victim)
     victim.kill()  # SIGKILL: no handler runs, nothing is cleaned up
     victim.wait()
     optuna.load_study(study_name=name, storage=storage)._storage.set_trial_user_attr(
@@ -139,7 +142,7 @@ def test_a_benchmark_killed_mid_cell_resumes_from_its_checkpoint(mlflow_server, 
         return [r for r in runs if r.info.status == "RUNNING" and int(r.data.tags.get("checkpoint_epoch", -1)) >= 2
                 and any(o.info.status == "FINISHED" for o in runs)]
 
-    victim = wait_for(second_cell_checkpointed)[0]
+    victim = wait_for(second_cell_checkpointed, proc)[0]
     first = [r for r in runs_of(mlflow_server.url, "c-resume") if r.info.status == "FINISHED"]
     proc.kill()
     proc.wait()
@@ -159,7 +162,7 @@ def test_ctrl_c_marks_the_run_killed_and_exits_cleanly(mlflow_server, tmp_path):
     proc = rnnbench("benchmark", "--profile", "smoke", "--models", "lstm", "--tasks", "adding", *TINY,
                     "--set", "train.epochs=200", "--tracking-uri", mlflow_server.url, "--experiment", "c-sigint",
                     cwd=tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    wait_for(lambda: _has_epochs(mlflow_server.url, "c-sigint"))
+    wait_for(lambda: _has_epochs(mlflow_server.url, "c-sigint"), proc)
     proc.send_signal(signal.SIGINT)
     code, out, err = finish(proc, 120)
     assert code == 130 and "interrupted" in err and "Traceback" not in err and err.strip().count("\n") == 0
@@ -172,10 +175,10 @@ def test_the_server_lost_mid_run_fails_clearly_and_a_rerun_finishes_the_rest(tmp
     try:
         args = ["benchmark", "--profile", "smoke", "--models", "rnn,lstm,gru", "--tasks", "adding", *TINY,
                 "--set", "train.epochs=60", "--tracking-uri", server.url, "--experiment", "c-lost"]
-        env = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.2",
+        env = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
         proc = rnnbench(*args, env=env, cwd=tmp_path)
-        wait_for(lambda: any(r.info.status == "FINISHED" for r in runs_of(server.url, "c-lost")))
+        wait_for(lambda: any(r.info.status == "FINISHED" for r in runs_of(server.url, "c-lost")), proc)
         server.stop()
         code, out, err = finish(proc, 240)
         assert code == 2 and "lost during" in err and "rerun" in err and "Traceback" not in err, err[-2000:]
