@@ -159,7 +159,7 @@ class Row:
 class Board:
     setting: Setting
     rows: list[Row]
-    metric: str | None  # acc or mse
+    metric: str  # acc or mse
     columns: list[tuple[str, str]]  # (key, header)
     references: list[dict]
 
@@ -214,7 +214,8 @@ def boards(cells: list[Run], planned: set | None, references: list[dict]) -> lis
     for setting in sorted({s for s, _, _ in rows}, key=order):
         mine = sorted((r for (s, _, _), r in rows.items() if s == setting),
                       key=lambda r: (model_order.index(r.model) if r.model in model_order else len(model_order), r.model, r.tuned))
-        metric = next((r.group.metric for r in mine if r.group.metric), None)
+        metric = ("mse" if TASKS[setting.task].output_kind == "regress_last" else "acc") if setting.task in TASKS \
+            else next((r.group.metric for r in mine if r.group.metric), "acc")
         board = Board(setting, mine, metric, [], [])
         _score(board)
         _attach_references(board, references)
@@ -223,7 +224,7 @@ def boards(cells: list[Run], planned: set | None, references: list[dict]) -> lis
 
 
 def _score(board: Board):
-    metric = board.metric or "acc"
+    metric = board.metric
     columns = [("test_metric", "test accuracy" if metric == "acc" else "test MSE", metric, "max" if metric == "acc" else "min"),
                ("test_vs_chance", "test loss / chance", "ratio", "min"),
                ("n_params", "params", "count", None),
@@ -373,6 +374,10 @@ def plot_curves(board: Board, histories: dict, x_key: str, path: Path) -> bool:
            ylabel=f"validation {name}", title=f"{board.setting.label}: validation {name}")
     if board.metric == "mse":
         ax.set_yscale("log")
+    if x_key == "epoch":
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -646,7 +651,7 @@ def build(uri: str, names: list[str] | None, profile: str | None, out: str | Pat
             section = {"board": board, "figures": [], "studies": study_rows(by_role["study"], s),
                        "gradflow": gradflow_section(client, board, by_role["gradflow"], out, tmp),
                        "attention": attention_section(client, board, out, tmp)}
-            if board.metric:
+            if any(r.runs for r in board.rows):
                 h = histories(client, board)
                 name = "accuracy" if board.metric == "acc" else "MSE"
                 models = ", ".join(r.label for r in board.rows if r.runs)

@@ -335,7 +335,7 @@ def browse(url: str, width: int, height: int, mobile: bool = False, timeout: flo
         call("Page.navigate", {"url": url}, s)
         while not any(m.get("method") == "Page.loadEventFired" for m in events):
             events.append(read())
-        overflow = call("Runtime.evaluate", {"expression": "document.documentElement.scrollWidth - window.innerWidth",
+        overflow = call("Runtime.evaluate", {"expression": "document.documentElement.scrollWidth - document.documentElement.clientWidth",
                                              "returnByValue": True}, s)["result"]["value"]
         png = base64.b64decode(call("Page.captureScreenshot", {"format": "png"}, s)["data"])
         errors = []
