@@ -277,24 +277,28 @@ def planned_cells(profiles: set[str]) -> set | None:
     return cells
 
 
-def facts(cells: list[Run], experiments: list, planned: set | None) -> list[tuple[str, str]]:
-    """What was run: profile, tasks, models, seeds, device, library versions, git sha, dates."""
-    def values(key, runs=cells):
+def facts(all_boards: list[Board], experiments: list, planned: set | None) -> list[tuple[str, str]]:
+    """What was run, from the runs the leaderboards show: profile, tasks, models, seeds, device, versions, git sha."""
+    rows = [row for b in all_boards for row in b.rows]
+    shown = [r for row in rows for r in (*row.runs.values(), *row.failed.values())]
+
+    def values(key, runs=shown):
         count = Counter(r.tags[key] for r in runs if r.tags.get(key))
         if len(count) <= 1:
             return next(iter(count), "–")
         return ", ".join(f"{v} ({n} runs)" for v, n in sorted(count.items()))
 
-    finished = sum(r.status == "FINISHED" for r in cells)
-    starts = sorted(r.start for r in cells if r.start)
+    finished, failed, missing = (sum(len(getattr(row, k)) for row in rows) for k in ("runs", "failed", "missing"))
+    starts = sorted(r.start for r in shown if r.start)
     day = lambda ms: datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")  # noqa: E731
+    data = lambda b: values("data_source", [r for row in b.rows for r in (*row.runs.values(), *row.failed.values())])  # noqa: E731
     out = [("experiments", ", ".join(f"{e.name} (id {e.experiment_id})" for e in experiments)),
            ("profile", values("profile")),
-           ("tasks", ", ".join(sorted({f"{r.tags['task']} ({r.tags.get('data_source', '?')})" for r in cells})) or "–"),
-           ("models", ", ".join(dict.fromkeys(r.tags["model"] for r in cells)) or "–"),
-           ("seeds", ", ".join(sorted({r.tags["seed"] for r in cells}, key=int)) or "–"),
-           ("runs", f"{finished} finished, {len(cells) - finished} not"
-                    + ("" if planned is not None or not cells else " (the profile's plan was not found here)")),
+           ("tasks", ", ".join(f"{b.setting.label} ({data(b)})" for b in all_boards) or "–"),
+           ("models", ", ".join(dict.fromkeys(row.model for row in rows)) or "–"),
+           ("seeds", ", ".join(map(str, sorted({s for row in rows for s in (*row.runs, *row.failed, *row.missing)}))) or "–"),
+           ("cells", f"{finished} finished, {failed} failed or stopped, {missing} missing"
+                     + ("" if planned is not None or not rows else " (the profile's plan is not known here)")),
            ("device", values("device")), ("CPU", values("cpu")), ("GPU", values("gpu")), ("precision", values("precision")),
            ("torch", values("torch_version")), ("Python", values("python_version")), ("CUDA", values("cuda_version")),
            ("git sha", values("git_sha"))]
@@ -593,6 +597,31 @@ def write_csv(path: Path, all_boards: list[Board]):
     path.write_text(out.getvalue())
 
 
+def task_section(client, board: Board, by_role: dict, out: Path, tmp: str) -> dict:
+    """Everything a task page shows for one setting: leaderboard, plots, tuning, gradient flow, attention."""
+    s = board.setting
+    section = {"board": board, "figures": [], "studies": study_rows(by_role["study"], s),
+               "gradflow": gradflow_section(client, board, by_role["gradflow"], out, tmp),
+               "attention": attention_section(client, board, out, tmp)}
+    if not any(r.runs for r in board.rows):
+        return section
+    h = histories(client, board)
+    name = "accuracy" if board.metric == "acc" else "MSE"
+    models = ", ".join(r.label for r in board.rows if r.runs)
+    for x_key, what in (("epoch", "epoch"), ("elapsed", "wall-clock seconds")):
+        plot = f"plots/{s.slug}-val-{x_key}.svg"
+        if plot_curves(board, h, x_key, out / plot):
+            section["figures"].append({"src": plot, "caption": f"Validation {name} against {what}",
+                                       "alt": f"Line chart of validation {name} against {what} on {s.label}, a line "
+                                              f"a model (mean over seeds, band from min to max): {models}."})
+    plot = f"plots/{s.slug}-size.svg"
+    if plot_size(board, out / plot):
+        section["figures"].append({"src": plot, "caption": f"Test {name} against parameter count",
+                                   "alt": f"Scatter of test {name} against parameters on {s.label}, a point a model "
+                                          f"(error bar: std over seeds): {models}."})
+    return section
+
+
 def _environment():
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -618,6 +647,8 @@ def build(uri: str, names: list[str] | None, profile: str | None, out: str | Pat
 
     import matplotlib
 
+    from tasks import TASKS
+
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     client = open_store(uri)
     experiments = find_experiments(client, uri, names, profile)
@@ -625,8 +656,10 @@ def build(uri: str, names: list[str] | None, profile: str | None, out: str | Pat
     if not any(r.role != "other" for r in runs):
         raise UserError(f"no runs in experiment {', '.join(e.name for e in experiments)} of {redact(uri)}; "
                         "run `make benchmark` first")
-    if ui is None:
-        ui = redact(uri).rstrip("/") if urlsplit(uri).scheme in ("http", "https") else DEFAULT_UI
+    if ui is None:  # a tracking server serves its UI too; links never carry credentials
+        parts = urlsplit(uri)
+        server = parts.scheme in ("http", "https")
+        ui = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}" if server else DEFAULT_UI
     out = Path(out) if out else Path("reports") / re.sub(r"[^\w.-]+", "_", experiments[0].name)
     out.mkdir(parents=True, exist_ok=True)
     _clear(out)
@@ -641,42 +674,23 @@ def build(uri: str, names: list[str] | None, profile: str | None, out: str | Pat
     all_boards = boards(cells, planned, load_references())
     env = _environment()
     common = {"experiments": experiments, "rebuild": "rnnbench report " + " ".join(f"--experiment {e.name}" for e in experiments),
-              "ui": ui.rstrip("/") if ui else "", "tasks": list(dict.fromkeys(b.setting.task for b in all_boards)),
-              "speed": bool(by_role["speed"])}
+              "ui": ui.rstrip("/") if ui else "", "speed": bool(by_role["speed"])}
     tasks = defaultdict(list)
     with matplotlib.rc_context({"svg.hashsalt": "rnnbench-report", "svg.fonttype": "path"}), \
             tempfile.TemporaryDirectory() as tmp:
         for board in all_boards:
-            s = board.setting
-            section = {"board": board, "figures": [], "studies": study_rows(by_role["study"], s),
-                       "gradflow": gradflow_section(client, board, by_role["gradflow"], out, tmp),
-                       "attention": attention_section(client, board, out, tmp)}
-            if any(r.runs for r in board.rows):
-                h = histories(client, board)
-                name = "accuracy" if board.metric == "acc" else "MSE"
-                models = ", ".join(r.label for r in board.rows if r.runs)
-                for x_key, what in (("epoch", "epoch"), ("elapsed", "wall-clock seconds")):
-                    plot = f"plots/{s.slug}-val-{x_key}.svg"
-                    if plot_curves(board, h, x_key, out / plot):
-                        section["figures"].append({"src": plot, "caption": f"Validation {name} against {what}",
-                                                   "alt": f"Line chart of validation {name} against {what} on {s.label}, "
-                                                          f"a line a model (mean over seeds, band from min to max): {models}."})
-                plot = f"plots/{s.slug}-size.svg"
-                if plot_size(board, out / plot):
-                    section["figures"].append({"src": plot, "caption": f"Test {name} against parameter count",
-                                               "alt": f"Scatter of test {name} against parameters on {s.label}, a point a "
-                                                      f"model (error bar: std over seeds): {models}."})
-            tasks[s.task].append(section)
+            tasks[board.setting.task].append(task_section(client, board, by_role, out, tmp))
+        sweeps = {r.tags.get("task") for r in by_role["sweep"]} - {None}
+        task_order = {t: i for i, t in enumerate(TASKS)}
+        for task in sorted(sweeps - set(tasks), key=lambda t: (task_order.get(t, len(task_order)), t)):
+            tasks[task] = []  # a sweep without a benchmark still gets its page
         horizons = {t: horizon_section(client, by_role["sweep"], t, out, tmp) for t in tasks}
-        for task in {r.tags.get("task") for r in by_role["sweep"]} - set(tasks):  # a sweep without a benchmark
-            if task and (found := horizon_section(client, by_role["sweep"], task, out, tmp)):
-                tasks[task], horizons[task] = [], found
         speed = speed_rows(by_role["speed"])
         if speed:
             plot_speed(speed, out / "plots/speed.svg")
     common["tasks"] = list(tasks)
     pages = {"index.html": env.get_template("index.html").render(
-        **common, page="index", boards=all_boards, facts=facts(cells, experiments, planned), horizons=horizons,
+        **common, page="index", boards=all_boards, facts=facts(all_boards, experiments, planned), horizons=horizons,
         planned=planned is not None)}
     for task, sections in tasks.items():
         pages[f"task-{task}.html"] = env.get_template("task.html").render(
@@ -686,7 +700,7 @@ def build(uri: str, names: list[str] | None, profile: str | None, out: str | Pat
     for name, text in pages.items():
         (out / name).write_text(text)
     (out / "summary.md").write_text(env.get_template("summary.md").render(
-        **common, boards=all_boards, facts=facts(cells, experiments, planned)))
+        **common, boards=all_boards, facts=facts(all_boards, experiments, planned)))
     write_csv(out / "leaderboard.csv", all_boards)
     shutil.copyfile(HERE / "templates" / "style.css", out / "style.css")
     return out / "index.html"

@@ -280,7 +280,8 @@ def test_make_benchmark_ends_with_the_report():
 # -- a real browser --------------------------------------------------------------------------------------------
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--remote-debugging-pipe"]
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                  "--remote-debugging-pipe"]  # no sandbox: CI runs as root; no /dev/shm: containers have little
 
 
 def browse(url: str, width: int, height: int, mobile: bool = False, timeout: float = 60):
