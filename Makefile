@@ -8,7 +8,7 @@ ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install test test-slow benchmark tune horizon speed ui server dashboard clean
+.PHONY: help install test test-slow benchmark report tune horizon speed ui server dashboard clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,8 +29,13 @@ test: $(STAMP) ## run the test suite (fast; what CI runs)
 test-slow: $(STAMP) ## run the tests marked slow too
 	$(BIN)/python -m pytest -q -m "slow or not slow" $(ARGS)
 
-benchmark: $(STAMP) ## train every model on every task of PROFILE (auto|smoke|cpu|full) into MLflow
-	$(BIN)/rnnbench benchmark --profile $(PROFILE) $(ARGS)
+benchmark: $(STAMP) ## train every model on every task of PROFILE (auto|smoke|cpu|full) into MLflow, then the report
+	@# failed cells (exit 1) still get a report that lists them; the benchmark's exit status is make's
+	$(BIN)/rnnbench benchmark --profile $(PROFILE) $(ARGS); code=$$?; \
+	if [ $$code -le 1 ]; then $(BIN)/rnnbench report --profile $(PROFILE) || code=$$((code ? code : 2)); fi; exit $$code
+
+report: $(STAMP) ## static HTML report of PROFILE's results from the MLflow store, into reports/rnnbench-<profile>/
+	$(BIN)/rnnbench report --profile $(PROFILE) $(ARGS)
 
 tune: $(STAMP) ## Optuna-tune every model x task of PROFILE with the same budget (then: make benchmark ARGS=--tuned)
 	$(BIN)/rnnbench tune --profile $(PROFILE) $(ARGS)

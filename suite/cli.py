@@ -80,6 +80,16 @@ def parser() -> argparse.ArgumentParser:
     speed.add_argument("--repeats", type=int, default=5, help="interleaved repeats; medians are reported (default 5)")
     speed.add_argument("--steps", type=int, help="timed steps a measurement (default: sized to ~1 s)")
     speed.add_argument("--compile", action="store_true", help="also time the raw loop under torch.compile")
+    rep = sub.add_parser("report", help="static HTML pages, summary.md and leaderboard.csv from the MLflow store")
+    rep.add_argument("--tracking-uri", default=argparse.SUPPRESS,
+                     help="MLflow store or server (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    rep.add_argument("--experiment", action="append", default=argparse.SUPPRESS,
+                     help="an experiment to report, repeatable (default: rnnbench-<profile> and the rnnbench-horizon-, "
+                          "-tune- and -gradflow-<profile> and rnnbench-speed experiments that exist)")
+    rep.add_argument("--profile", default="auto", help="names the default experiment (auto: full with CUDA, else cpu)")
+    rep.add_argument("--out", help="site folder (default: reports/<first experiment>/)")
+    rep.add_argument("--mlflow-ui", metavar="URL", help="where run links point (default: the tracking server, else "
+                                                        "http://127.0.0.1:5000, as `make ui` serves it; '' for no links)")
     slurm = sub.add_parser("slurm", parents=[common], help="write (and --submit) an sbatch array for benchmark or tune")
     slurm.add_argument("what", choices=("benchmark", "tune"))
     slurm.add_argument("--profile", default="full", help="the profile the jobs run (default: full)")
@@ -537,6 +547,19 @@ def cmd_speed(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from suite import report
+    from suite.config import resolve_profile
+    from suite.tracking import tracking_uri
+
+    names = getattr(args, "experiment", None)
+    names = [names] if isinstance(names, str) else names  # `rnnbench --experiment E report` gives one string
+    index = report.build(tracking_uri(getattr(args, "tracking_uri", None)), names,
+                         None if names else resolve_profile(args.profile), out=args.out, ui=args.mlflow_ui)
+    print(f"Report: {index} (open {index.resolve().as_uri()})")
+    return 0
+
+
 def cmd_ui(args) -> int:
     from suite.tracking import tracking_uri
 
@@ -618,4 +641,5 @@ def _auto_name() -> str:
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "benchmark": cmd_benchmark, "tune": cmd_tune, "horizon": cmd_horizon,
-            "gradflow": cmd_gradflow, "speed": cmd_speed, "slurm": cmd_slurm, "server": cmd_server, "ui": cmd_ui}
+            "gradflow": cmd_gradflow, "speed": cmd_speed, "report": cmd_report, "slurm": cmd_slurm, "server": cmd_server,
+            "ui": cmd_ui}

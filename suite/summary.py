@@ -1,4 +1,4 @@
-"""The results table printed at the end of a run or benchmark (mean ± std over seeds)."""
+"""The results table printed at the end of a run or benchmark (mean ± std over seeds), and its scoring."""
 from __future__ import annotations
 
 import math
@@ -6,35 +6,74 @@ import statistics
 from collections import defaultdict
 
 
-def _stat(values: list[float], fmt: str) -> str:
-    values = [v for v in values if v is not None and math.isfinite(v)]
+def finite(values) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
+def mean_std(values) -> tuple[float, float | None, int] | None:
+    """(mean, sample std or None for one value, n) of the finite values; None when there are none."""
+    values = finite(values)
     if not values:
+        return None
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None, len(values)
+
+
+def _stat(values: list[float], fmt: str) -> str:
+    found = mean_std(values)
+    if found is None:
         return "-"
-    if len(values) == 1:
-        return format(values[0], fmt)
-    return f"{format(statistics.mean(values), fmt)}±{format(statistics.stdev(values), fmt)}"
+    mean, std, _ = found
+    return format(mean, fmt) if std is None else f"{format(mean, fmt)}±{format(std, fmt)}"
+
+
+class Group:
+    """The runs of one table row, as (status, metrics) pairs: finished ones scored, every one counted."""
+
+    def __init__(self, runs: list[tuple[str, dict]]):
+        self.n_runs = len(runs)
+        self.ok = [m for status, m in runs if status != "FAILED" and "test_loss" in m]
+
+    @property
+    def metric(self) -> str | None:
+        """acc (classification) or mse (regression); None when no run finished."""
+        if not self.ok:
+            return None
+        return "acc" if "test_acc" in self.ok[0] else "mse"
+
+    def values(self, key: str) -> list[float]:
+        """The finite values of a metric over the finished runs; `test_metric` is test_acc or test_mse."""
+        if key == "test_metric":
+            key = f"test_{self.metric}"
+        if key == "test_vs_chance":
+            return finite(m.get("test_vs_chance", m["test_loss"] / m["chance_loss"] if m.get("chance_loss") else None)
+                          for m in self.ok)
+        return finite(m.get(key) for m in self.ok)
+
+    @property
+    def solved(self) -> tuple[int, int] | None:
+        """(runs solved, runs scored) when the task has a solve rule."""
+        if not self.ok or not all("solved" in m for m in self.ok):
+            return None
+        return sum(m["solved"] == 1 for m in self.ok), len(self.ok)
 
 
 def table(outcomes) -> str:
     """One row per (task, T, model): the test metric, loss against chance, size and speed."""
     groups = defaultdict(list)
     for o in outcomes:
-        groups[(o.cell.task, o.cell.seq_len, o.cell.model)].append(o)
+        groups[(o.cell.task, o.cell.seq_len, o.cell.model)].append((o.status, o.metrics))
     header = ("task", "T", "model", "seeds", "test metric", "test_loss", "loss/chance", "solved", "params", "samples/s",
               "epoch s")
     rows = []
     for (task, T, model), runs in groups.items():
-        ok = [o.metrics for o in runs if o.status != "FAILED" and "test_loss" in o.metrics]
-        acc = "test_acc" in (ok[0] if ok else {})
-        metric = (f"acc {_stat([m['test_acc'] for m in ok], '.3f')}" if acc
-                  else f"mse {_stat([m.get('test_mse') for m in ok], '.4f')}") if ok else "FAILED"
-        rows.append((task, str(T), model, f"{len(ok)}/{len(runs)}", metric,
-                     _stat([m["test_loss"] for m in ok], ".4f"),
-                     _stat([m["test_loss"] / m["chance_loss"] for m in ok if m.get("chance_loss")], ".3f"),
-                     f"{sum(m['solved'] == 1 for m in ok)}/{len(ok)}" if ok and all("solved" in m for m in ok) else "-",
-                     _stat([m.get("n_params") for m in ok], ".0f"),
-                     _stat([m.get("train_samples_per_s") for m in ok], ".0f"),
-                     _stat([m.get("epoch_time_s") for m in ok], ".1f")))
+        g = Group(runs)
+        metric = f"{g.metric} {_stat(g.values('test_metric'), '.3f' if g.metric == 'acc' else '.4f')}" if g.ok else "FAILED"
+        solved = g.solved
+        rows.append((task, str(T), model, f"{len(g.ok)}/{g.n_runs}", metric,
+                     _stat(g.values("test_loss"), ".4f"), _stat(g.values("test_vs_chance"), ".3f"),
+                     f"{solved[0]}/{solved[1]}" if solved else "-",
+                     _stat(g.values("n_params"), ".0f"), _stat(g.values("train_samples_per_s"), ".0f"),
+                     _stat(g.values("epoch_time_s"), ".1f")))
     return aligned(header, rows, left={0, 2, 4})
 
 
