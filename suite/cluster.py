@@ -131,7 +131,8 @@ def claim(client, experiment_id: str, run, config_hash: str) -> str | None:
     runs = client.search_runs([experiment_id], f"tags.config_hash = '{config_hash}'", max_results=1000)
     me = (run.info.start_time, run.info.run_id)
     for other in runs:
-        if other.info.run_id == run.info.run_id or other.info.status not in ("RUNNING", "FINISHED"):
+        if other.info.run_id == run.info.run_id or other.info.status not in ("RUNNING", "FINISHED") or \
+                "optuna_trial" in other.data.tags:  # a tuning trial of the same settings is not this cell
             continue
         if other.info.status == "FINISHED":
             return f"finished meanwhile in run {other.info.run_id}"

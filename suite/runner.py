@@ -129,7 +129,7 @@ def run_cell(cell: Cell, experiment_id: str, profile: str, progress: bool = Fals
     from optuna import TrialPruned
 
     from suite.callbacks import Checkpointer, MlflowEpochMetrics, SolveWatch, TrainSpeed
-    from suite.cluster import Heartbeat, claim
+    from suite.cluster import Heartbeat, claim, worker_id
     from suite.tracking import environment, flatten, git_sha
 
     device, client = device_for(cell), MlflowClient()
@@ -140,7 +140,8 @@ def run_cell(cell: Cell, experiment_id: str, profile: str, progress: bool = Fals
         run = mlflow.start_run(experiment_id=experiment_id, run_name=f"{cell.model}-{cell.task}-T{cell.seq_len}-s{cell.seed}",
                                tags={"model": cell.model, "task": cell.task, "seq_len": str(cell.seq_len),
                                      "seed": str(cell.seed), "profile": profile, "config_hash": cell.config_hash,
-                                     "git_sha": git_sha(), "device": device, **environment(), **(tags or {})})
+                                     "git_sha": git_sha(), "device": device, **environment(), **(tags or {}),
+                                     "worker": worker_id(), "heartbeat": str(int(time.time()))})  # alive from the start
     run_id, beat, scratch = run.info.run_id, Heartbeat(run.info.run_id), tempfile.mkdtemp(prefix="rnnbench-")
     speed = None
     try:

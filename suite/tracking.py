@@ -77,7 +77,7 @@ def finished_runs(experiment_id: str, hashes: list[str] | None = None) -> dict[s
 
     runs = MlflowClient().search_runs([experiment_id], "attributes.status = 'FINISHED'", max_results=50_000,
                                       order_by=["attributes.start_time ASC"])
-    by_hash = {r.data.tags.get("config_hash"): r for r in runs}
+    by_hash = {r.data.tags.get("config_hash"): r for r in runs if "optuna_trial" not in r.data.tags}  # not trials
     return {h: r for h, r in by_hash.items() if h and (hashes is None or h in hashes)}
 
 
