@@ -239,14 +239,14 @@ def run_matrix(cells: list[Cell], experiment_id: str, profile: str, force: bool 
     outcomes, started = [], time.perf_counter()
     with tqdm(total=len(cells), desc="matrix", unit="cell", disable=not tty, dynamic_ncols=True) as bar:
         for i, cell in enumerate(cells, 1):
-            found = done.get(cell.config_hash) or (None if force else finished_runs(experiment_id, [cell.config_hash]).get(
-                cell.config_hash))
+            found = done.get(cell.config_hash) or (None if force else _guarded(cell, lambda: finished_runs(
+                experiment_id, [cell.config_hash]), outcomes).get(cell.config_hash))  # another worker's, meanwhile
             if found is not None:
                 outcome = Outcome(cell, "SKIPPED", found.info.run_id, dict(found.data.metrics))
                 note = "already finished, skipped (--force reruns)"
             else:
                 bar.set_postfix_str(cell.label)
-                resume = None if force else resumable(experiment_id, cell.config_hash)
+                resume = None if force else _guarded(cell, lambda: resumable(experiment_id, cell.config_hash), outcomes)
                 outcome = _guarded(cell, lambda: run_cell(cell, experiment_id, profile, progress=tty, resume=resume,
                                                           tags=(tags or {}).get(cell.config_hash), exclusive=not force),
                                    outcomes)
@@ -274,7 +274,7 @@ def resumable(experiment_id: str, config_hash: str):
     return runs[0] if runs else None
 
 
-def _guarded(cell: Cell, run, outcomes: list[Outcome]) -> Outcome:
+def _guarded(cell: Cell, run, outcomes: list[Outcome]):
     """run(); if it fails because the tracking store is gone, stop the matrix with one clear line."""
     from suite.tracking import reachable
 

@@ -178,9 +178,9 @@ def test_ctrl_c_marks_the_run_killed_and_exits_cleanly(mlflow_server, tmp_path):
     assert [r.info.status for r in runs_of(mlflow_server.url, "c-sigint")] == ["KILLED"]
 
 
-def test_the_server_lost_mid_run_fails_clearly_and_a_rerun_finishes_the_rest(tmp_path):
+def test_the_server_lost_mid_run_fails_clearly_and_a_rerun_finishes_the_rest(postgres, tmp_path):
     """The tracking server dies after the first cell: one clear line, exit 2; back up, the rerun completes."""
-    server = MlflowServer(f"sqlite:///{tmp_path}/lost.db", tmp_path / "art", tmp_path / "server.log")
+    server = MlflowServer(postgres.create("mlflow_lost"), tmp_path / "art", tmp_path / "server.log")
     try:
         args = ["benchmark", "--profile", "smoke", "--models", "rnn,lstm,gru", "--tasks", "adding", *TINY,
                 "--set", "train.epochs=60", "--tracking-uri", server.url, "--experiment", "c-lost"]
