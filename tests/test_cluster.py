@@ -260,3 +260,21 @@ def test_sbatch_script_and_submission(tmp_path, capsys, monkeypatch):
     assert "submitted job 4242" in out and PASSWORD not in out
     assert (tmp_path / "sbatch.args").read_text().split() == ["--parsable", str(script)]
     assert "--gres" not in script.read_text() and "RNNBENCH_OPTUNA_STORAGE:?" in script.read_text()
+
+
+def test_stores_come_from_the_flag_else_the_environment_else_the_profile(tmp_path, monkeypatch, capsys):
+    from suite.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("RNNBENCH_OPTUNA_STORAGE", raising=False)
+    profile_uri, env_uri = f"sqlite:///{tmp_path}/profile.db", f"sqlite:///{tmp_path}/env.db"
+    argv = ["benchmark", "--profile", "smoke", "--models", "lstm", "--tasks", "adding", *TINY,
+            "--set", f"stores.tracking_uri={profile_uri}"]
+    assert main(argv) == 0 and len(runs_of(profile_uri, "rnnbench-smoke")) == 1
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env_uri)
+    assert main(argv) == 0 and len(runs_of(env_uri, "rnnbench-smoke")) == 1  # the environment beats the profile
+    journal = tmp_path / "profile-journal.log"
+    assert main(["tune", "--profile", "smoke", "--model", "lstm", "--task", "adding", *TINY, "--trials", "1",
+                 "--set", f"stores.optuna_storage={journal}"]) == 0
+    assert journal.exists() and f"storage {journal}" in capsys.readouterr().out
