@@ -108,6 +108,7 @@ def parser() -> argparse.ArgumentParser:
     server.add_argument("--artifacts", default="mlartifacts", help="artifact folder the server keeps (default: ./mlartifacts)")
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     server.add_argument("--port", type=int, default=5000)
+    server.add_argument("--workers", type=int, default=4, help="server processes (default 4)")
     ui = sub.add_parser("ui", parents=[common], help="the MLflow UI on the store")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
@@ -628,7 +629,10 @@ def cmd_server(args) -> int:
     print(f"MLflow tracking server on http://{args.host}:{args.port} · backend {redact(backend)} · artifacts "
           f"{Path(args.artifacts).resolve()}\nPoint jobs at it: export MLFLOW_TRACKING_URI=http://{args.host}:{args.port}",
           flush=True)
-    os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
+    if args.workers < 1:
+        raise UserError("--workers: needs at least 1")
+    os.environ["MLFLOW_BACKEND_STORE_URI"] = backend  # not on the command line, where `ps` would show a password
+    os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "server", "--workers", str(args.workers),
                                "--artifacts-destination", str(Path(args.artifacts).resolve()),
                                "--host", args.host, "--port", str(args.port)])
 

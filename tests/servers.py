@@ -82,7 +82,7 @@ class MlflowServer:
     def start(self, timeout: float = 180):
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "suite", "server", "--backend", self.backend,
-                                          "--artifacts", str(self.artifacts), "--port", str(self.port)],
+                                          "--artifacts", str(self.artifacts), "--port", str(self.port), "--workers", "1"],
                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
