@@ -183,7 +183,7 @@ def test_the_server_lost_mid_run_fails_clearly_and_a_rerun_finishes_the_rest(pos
     server = MlflowServer(postgres.create("mlflow_lost"), tmp_path / "art", tmp_path / "server.log")
     try:
         args = ["benchmark", "--profile", "smoke", "--models", "rnn,lstm,gru", "--tasks", "adding", *TINY,
-                "--set", "train.epochs=60", "--tracking-uri", server.url, "--experiment", "c-lost"]
+                "--set", "train.epochs=30", "--tracking-uri", server.url, "--experiment", "c-lost"]
         env = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
         proc = rnnbench(*args, env=env, cwd=tmp_path)
