@@ -68,7 +68,13 @@ def connect(uri: str, experiment: str) -> str:
     if found is not None:
         return found.experiment_id
     artifacts = Path("mlartifacts").resolve().as_uri() if scheme == "sqlite" else None
-    return mlflow.create_experiment(experiment, artifact_location=artifacts)
+    try:
+        return mlflow.create_experiment(experiment, artifact_location=artifacts)
+    except mlflow.exceptions.MlflowException as e:  # another job created it a moment ago
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is None:
+            raise UserError(f"--experiment: cannot create {experiment} in {redact(uri)} ({e.error_code})") from None
+        return found.experiment_id
 
 
 def finished_runs(experiment_id: str, hashes: list[str] | None = None) -> dict[str, object]:
