@@ -550,13 +550,14 @@ def cmd_speed(args) -> int:
 
 def cmd_report(args) -> int:
     from suite import report
-    from suite.config import resolve_profile
-    from suite.tracking import tracking_uri
+    from suite.config import load_raw, resolve_profile, stores_config
 
     names = getattr(args, "experiment", None)
     names = [names] if isinstance(names, str) else names  # `rnnbench --experiment E report` gives one string
-    index = report.build(tracking_uri(getattr(args, "tracking_uri", None)), names,
-                         None if names else resolve_profile(args.profile), out=args.out, ui=args.mlflow_ui)
+    raw, _, source = load_raw(args.profile)
+    args.stores = stores_config(raw, source)  # the profile's store, when no flag or variable names one
+    index = report.build(_uri(args), names, None if names else resolve_profile(args.profile), out=args.out,
+                         ui=args.mlflow_ui)
     print(f"Report: {index} (open {index.resolve().as_uri()})")
     return 0
 
