@@ -54,7 +54,6 @@ class TrainSpeed(pl.Callback):
     def load_state_dict(self, state):
         self.samples, self.seconds = state["samples"], state["seconds"]
         self.epoch_times, self.epochs_started = list(state["epoch_times"]), state["epochs_started"]
-        self.warmup = 0 if self.seconds else self.warmup
 
     def _now(self, pl_module):
         if pl_module.device.type == "cuda":

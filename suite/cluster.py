@@ -50,12 +50,13 @@ def worker_dead(worker: str | None) -> bool:
 class Heartbeat:
     """Tags a run with its worker, then with `heartbeat` = unix time every HEARTBEAT_S, from a thread."""
 
-    def __init__(self, run_id: str):
+    def __init__(self, run_id: str, announce: bool = True):
         from mlflow import MlflowClient
 
         self.client, self.run_id, self.stop = MlflowClient(), run_id, threading.Event()
-        self.client.set_tag(run_id, "worker", worker_id())
-        self.beat()
+        if announce:  # False when the run was created with both tags already
+            self.client.set_tag(run_id, "worker", worker_id())
+            self.beat()
         self.thread = threading.Thread(target=self._loop, daemon=True, name=f"heartbeat-{run_id[:8]}")
         self.thread.start()
 

@@ -142,7 +142,7 @@ def run_cell(cell: Cell, experiment_id: str, profile: str, progress: bool = Fals
                                      "seed": str(cell.seed), "profile": profile, "config_hash": cell.config_hash,
                                      "git_sha": git_sha(), "device": device, **environment(), **(tags or {}),
                                      "worker": worker_id(), "heartbeat": str(int(time.time()))})  # alive from the start
-    run_id, beat, scratch = run.info.run_id, Heartbeat(run.info.run_id), tempfile.mkdtemp(prefix="rnnbench-")
+    run_id, beat, scratch = run.info.run_id, Heartbeat(run.info.run_id, announce=resume is not None), tempfile.mkdtemp(prefix="rnnbench-")
     speed = None
     try:
         taken = claim(client, experiment_id, client.get_run(run_id), cell.config_hash) if exclusive else None
