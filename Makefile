@@ -8,7 +8,7 @@ ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install test test-slow benchmark report tune horizon speed ui server dashboard clean
+.PHONY: help install lint test test-slow benchmark report tune horizon speed ui server dashboard clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install rnnbench with its dependencies
+
+lint: $(STAMP) ## ruff: pyflakes, pycodestyle, import order and bugbear over the code and tests
+	$(BIN)/ruff check suite tasks tests
 
 test: $(STAMP) ## run the test suite (fast; what CI runs)
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)

@@ -13,10 +13,8 @@ import torch
 class MlflowEpochMetrics(pl.Callback):
     """Logs the epoch's train/val metrics and elapsed time to the run with one log_batch call."""
 
-    def __init__(self, run_id: str):
-        from mlflow import MlflowClient
-
-        self.client, self.run_id, self.start = MlflowClient(), run_id, time.perf_counter()
+    def __init__(self, client, run_id: str):
+        self.client, self.run_id, self.start = client, run_id, time.perf_counter()
 
     def state_dict(self):
         return {"elapsed_s": time.perf_counter() - self.start}
@@ -126,10 +124,8 @@ class Checkpointer(pl.Callback):
     The run's tag `checkpoint_epoch` says which epoch the stored checkpoint closes.
     """
 
-    def __init__(self, run_id: str, minutes: float, generator):
-        from mlflow import MlflowClient
-
-        self.client, self.run_id, self.every_s, self.generator = MlflowClient(), run_id, minutes * 60, generator
+    def __init__(self, client, run_id: str, minutes: float, generator):
+        self.client, self.run_id, self.every_s, self.generator = client, run_id, minutes * 60, generator
         self.last = time.monotonic()
 
     def state_dict(self):

@@ -14,8 +14,10 @@ from pathlib import Path
 
 from suite.errors import UserError
 
-HEARTBEAT_S = float(os.environ.get("RNNBENCH_HEARTBEAT_S", "60"))  # how often a live run says so
-GRACE_S = 5 * HEARTBEAT_S  # a run silent for longer is stale (workers on other hosts)
+
+def heartbeat_s() -> float:
+    """How often a live run says so ($RNNBENCH_HEARTBEAT_S, default 60); one silent for 5 beats is stale."""
+    return float(os.environ.get("RNNBENCH_HEARTBEAT_S", "60"))
 
 
 def _start_ticks(pid: int) -> str:
@@ -48,12 +50,10 @@ def worker_dead(worker: str | None) -> bool:
 
 
 class Heartbeat:
-    """Tags a run with its worker, then with `heartbeat` = unix time every HEARTBEAT_S, from a thread."""
+    """Tags a run with its worker, then with `heartbeat` = unix time every heartbeat_s(), from a thread."""
 
-    def __init__(self, run_id: str, announce: bool = True):
-        from mlflow import MlflowClient
-
-        self.client, self.run_id, self.stop = MlflowClient(), run_id, threading.Event()
+    def __init__(self, client, run_id: str, announce: bool = True):
+        self.client, self.run_id, self.stop, self.every = client, run_id, threading.Event(), heartbeat_s()
         if announce:  # False when the run was created with both tags already
             self.client.set_tag(run_id, "worker", worker_id())
             self.beat()
@@ -64,7 +64,7 @@ class Heartbeat:
         self.client.set_tag(self.run_id, "heartbeat", str(int(time.time())))
 
     def _loop(self):
-        while not self.stop.wait(HEARTBEAT_S):
+        while not self.stop.wait(self.every):
             try:
                 self.beat()
             except Exception:  # a server blip: the next beat retries; the run itself reports real losses
@@ -81,14 +81,12 @@ def stale_reason(run, now: float | None = None) -> str | None:
         return f"its worker {tags['worker']} is gone"
     beat = float(tags.get("heartbeat", run.info.start_time / 1000))
     silent = (now or time.time()) - beat
-    return f"no heartbeat for {silent:.0f} s" if silent > GRACE_S else None
+    return f"no heartbeat for {silent:.0f} s" if silent > 5 * heartbeat_s() else None
 
 
-def reap_stale_runs(experiment_ids: list[str], say=print) -> list:
+def reap_stale_runs(client, experiment_ids: list[str], say=print) -> list:
     """Mark the experiments' stale RUNNING runs KILLED (tag `stale`), so no run stays RUNNING for ever."""
-    from mlflow import MlflowClient
-
-    client, reaped = MlflowClient(), []
+    reaped = []
     for run in client.search_runs(experiment_ids, "attributes.status = 'RUNNING'", max_results=10_000):
         reason = stale_reason(run)
         if reason is None:
@@ -123,17 +121,18 @@ def shard(cells: list, spec: tuple[int, int] | None) -> list:
     return cells if spec is None else cells[spec[0]::spec[1]]
 
 
-def claim(client, experiment_id: str, run, config_hash: str) -> str | None:
+def claim(client, experiment_id: str, run_id: str, config_hash: str) -> str | None:
     """After starting `run` for a cell: None if it is ours, else why another worker has it.
 
     Two workers may start the same cell at once (overlapping shards, a requeue); the run started
     first (then the smaller id) keeps it, the other backs off. Finished runs always win.
     """
+    run = client.get_run(run_id)
     runs = client.search_runs([experiment_id], f"tags.config_hash = '{config_hash}'", max_results=1000)
     me = (run.info.start_time, run.info.run_id)
     for other in runs:
-        if other.info.run_id == run.info.run_id or other.info.status not in ("RUNNING", "FINISHED") or \
-                "optuna_trial" in other.data.tags:  # a tuning trial of the same settings is not this cell
+        if other.info.run_id == run_id or other.info.status not in ("RUNNING", "FINISHED") or \
+                other.data.tags.get("rnnbench_role") == "trial":  # a tuning trial of the same settings is no cell
             continue
         if other.info.status == "FINISHED":
             return f"finished meanwhile in run {other.info.run_id}"
@@ -175,3 +174,41 @@ def sbatch_script(what: str, source_flag: str, name: str, array: int, gpus: int,
                          time=time_limit, partition=f"#SBATCH --partition={partition}\n" if partition else "",
                          logs=path.parent / "logs", root=root, storage_check=storage_check,
                          extra="".join(" " + shlex.quote(a) for a in extra))
+
+
+def slurm(what: str, origin: list[str], name: str, uri: str, storage: str, array: int, gpus: int, cpus: int,
+          time_limit: str, partition: str | None, out: str | None, submit: bool, extra: str) -> int:
+    """`rnnbench slurm`: check the stores are shared, write the sbatch array script, and submit it if asked."""
+    import re
+    import shlex
+    import shutil
+    import subprocess
+    from urllib.parse import urlsplit
+
+    if array < 1 or gpus < 0 or cpus < 1:
+        raise UserError("--array and --cpus-per-task: need at least 1; --gpus-per-job: 0 or more")
+    if not re.fullmatch(r"(\d+-)?\d{1,2}:\d{2}:\d{2}", time_limit):
+        raise UserError(f"--time: expected [D-]HH:MM:SS, e.g. 04:00:00 (got {time_limit})")
+    if urlsplit(uri).scheme not in ("http", "https", "postgresql", "mysql"):
+        raise UserError(f"slurm: the jobs need a shared tracking store, not {uri}: export MLFLOW_TRACKING_URI="
+                        "http://HOST:5000 of a server on PostgreSQL (`make server`, README: Running on a cluster)")
+    if what == "tune" and not storage.startswith(("postgresql", "mysql")):
+        raise UserError("slurm tune: workers on many nodes need an RDB study storage: export "
+                        "RNNBENCH_OPTUNA_STORAGE=postgresql://USER:PASSWORD@HOST/optuna")
+    root = Path(__file__).resolve().parent.parent
+    path = Path(out or root / "slurm" / f"{what}-{name}.sbatch")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (path.parent / "logs").mkdir(parents=True, exist_ok=True)
+    path.write_text(sbatch_script(what, " ".join(origin[:2]), name, array, gpus, cpus, time_limit, partition, root,
+                                  path, shlex.split(extra)))
+    print(f"wrote {path}: {array} array tasks · {gpus} GPU(s) each · {time_limit}")
+    if not submit:
+        print(f"submit it: sbatch {path}")
+        return 0
+    if shutil.which("sbatch") is None:
+        raise UserError("--submit: sbatch not found on this machine; submit the script from a SLURM login node")
+    done = subprocess.run(["sbatch", "--parsable", str(path)], capture_output=True, text=True)
+    if done.returncode:
+        raise UserError(f"--submit: sbatch failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+    print(f"submitted job {done.stdout.strip()}; watch it in the MLflow UI at {uri.split('@')[-1]}")
+    return 0

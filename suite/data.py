@@ -35,7 +35,8 @@ class Batches:
     def __iter__(self):
         if self.generator is None:
             for i in range(self.steps):
-                yield self.x[i * self.batch_size:(i + 1) * self.batch_size], self.y[i * self.batch_size:(i + 1) * self.batch_size]
+                part = slice(i * self.batch_size, (i + 1) * self.batch_size)
+                yield self.x[part], self.y[part]
             return
         order = torch.randperm(len(self.x), generator=self.generator).to(self.x.device)
         for i in range(self.steps):

@@ -5,13 +5,13 @@ import math
 
 import lightning.pytorch as pl
 import torch
-import torch.nn.functional as F
 
+from suite.compat import FastHookNames
 from suite.models import ModelConfig, Network
 
 
-class SeqModule(pl.LightningModule):
-    """Wraps a Network; the task's output kind picks the loss and the metric (acc or mse).
+class SeqModule(FastHookNames, pl.LightningModule):
+    """Wraps a Network; the task's output kind (tasks/base.py: OUTPUT_KINDS) gives the loss and the metric.
 
     `train` is a TrainConfig: optimizer ("adam"/"adamw"), lr, weight_decay, grad_clip.
 
@@ -25,20 +25,13 @@ class SeqModule(pl.LightningModule):
     def __init__(self, model: str, cfg: ModelConfig, task, train):
         super().__init__()
         self.automatic_optimization = False
-        self.kind, self.scored = task.output_kind, task.scored_steps
-        self.net = Network(model, cfg, task.input_size, task.n_outputs, every_step=self.kind == "class_every")
+        self.kind, self.scored = task.kind, task.scored_steps
+        self.net = Network(model, cfg, task.input_size, task.n_outputs, every_step=self.kind.every_step)
         self.train_cfg = train
-        self.metric = "mse" if self.kind == "regress_last" else "acc"
+        self.metric = self.kind.metric
         self.sums: dict[str, torch.Tensor] = {}  # on the device
         self.counts: dict[str, int] = {}
         self.steps_done = 0  # optimizer steps (trainer.global_step does not see them, see above)
-
-    def __setattr__(self, name, value):
-        # Lightning sets this string ~45 times a call; nn.Module.__setattr__ makes each a slow dict walk.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
 
     def forward(self, x):
         return self.net(x)
@@ -47,15 +40,7 @@ class SeqModule(pl.LightningModule):
         """Loss (mean over the batch) and the metric's sum over the batch (None when not asked for)."""
         x, y = batch
         out = self(x)
-        if self.kind == "regress_last":
-            loss = F.mse_loss(out.float(), y)
-            return loss, (out.float() - y).pow(2).mean(-1).sum() if metric else None
-        if self.kind == "class_every":
-            loss = F.cross_entropy(out.flatten(0, 1).float(), y.flatten())
-            if metric and self.scored:
-                out, y = out[:, -self.scored:], y[:, -self.scored:]
-            return loss, (out.argmax(-1) == y).float().mean(-1).sum() if metric else None
-        return F.cross_entropy(out.float(), y), (out.argmax(-1) == y).float().sum() if metric else None
+        return self.kind.loss(out, y), self.kind.score(out, y, self.scored) if metric else None
 
     def _accumulate(self, stage, loss, metric, n):
         for key, value in ((f"{stage}_loss", loss.detach() * n), (f"{stage}_{self.metric}", metric)):

@@ -67,7 +67,8 @@ def table(outcomes) -> str:
     rows = []
     for (task, T, model), runs in groups.items():
         g = Group(runs)
-        metric = f"{g.metric} {_stat(g.values('test_metric'), '.3f' if g.metric == 'acc' else '.4f')}" if g.ok else "FAILED"
+        spec = ".3f" if g.metric == "acc" else ".4f"
+        metric = f"{g.metric} {_stat(g.values('test_metric'), spec)}" if g.ok else "FAILED"
         solved = g.solved
         rows.append((task, str(T), model, f"{len(g.ok)}/{g.n_runs}", metric,
                      _stat(g.values("test_loss"), ".4f"), _stat(g.values("test_vs_chance"), ".3f"),
@@ -80,5 +81,9 @@ def table(outcomes) -> str:
 def aligned(header, rows, left: set[int]) -> str:
     """A fixed-width text table: the columns in `left` left-aligned, the others right-aligned."""
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
-    line = lambda r: "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+
+    def line(r):
+        cells = enumerate(zip(r, widths, strict=True))
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in cells)
+
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])

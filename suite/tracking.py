@@ -1,15 +1,27 @@
-"""The MLflow store: where it is, the experiment, finding finished cells, and run facts."""
+"""The MLflow store: where it is, the experiment, run lifecycles, finished cells and run facts.
+
+Every MLflow call goes through an explicit MlflowClient on the store's URI (no global tracking URI), and
+every run is opened by one of the context managers here, which end it FINISHED, FAILED or KILLED
+whatever raises inside.
+"""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
 import os
 import platform
 import subprocess
+import time
+import traceback
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from suite.errors import UserError
 
 DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow's own default store; artifacts go to ./mlartifacts
+ROLE = "rnnbench_role"  # every run says what it is: cell, trial, sweep, sweep_cell, study, speed, gradflow
+PLAN = "rnnbench.plan"  # experiment tag: the matrices benchmarks planned in it (the report's "missing" cells)
 
 
 def tracking_uri(cli_uri: str | None = None, profile_uri: str | None = None) -> str:
@@ -44,9 +56,20 @@ def reachable(uri: str) -> bool:
         return False
 
 
-def connect(uri: str, experiment: str) -> str:
-    """Point MLflow at the store (checking a server answers) and return the experiment id."""
-    import mlflow
+@dataclasses.dataclass
+class Store:
+    """An MLflow store and the experiment a command records into."""
+
+    uri: str
+    client: object  # MlflowClient(uri)
+    experiment_id: str
+    experiment: str
+
+
+def connect(uri: str, experiment: str) -> Store:
+    """The store (checking a server answers, or a local store's folder exists) and the experiment in it."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     scheme = urlsplit(uri).scheme
     if scheme in ("http", "https"):
@@ -63,28 +86,151 @@ def connect(uri: str, experiment: str) -> str:
             raise UserError(f"--tracking-uri: folder {db.parent} for {uri} does not exist")
     elif scheme in ("", "file"):
         raise UserError(f"--tracking-uri: {uri}: MLflow 3 needs a database store; use e.g. sqlite:///mlflow.db")
-    mlflow.set_tracking_uri(uri)
-    found = mlflow.get_experiment_by_name(experiment)
-    if found is not None:
-        return found.experiment_id
-    artifacts = Path("mlartifacts").resolve().as_uri() if scheme == "sqlite" else None
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        artifacts = Path("mlartifacts").resolve().as_uri() if scheme == "sqlite" else None
+        try:
+            client.create_experiment(experiment, artifact_location=artifacts)
+        except MlflowException as e:  # another job created it a moment ago
+            if client.get_experiment_by_name(experiment) is None:
+                raise UserError(f"--experiment: cannot create {experiment} in {redact(uri)} ({e.error_code})") from None
+        found = client.get_experiment_by_name(experiment)
+    return Store(uri, client, found.experiment_id, experiment)
+
+
+class Run:
+    """An open run: its id, and the status it will end with unless something raises."""
+
+    def __init__(self, client, run_id: str, resumed: bool = False):
+        self.client, self.id, self.resumed, self.status = client, run_id, resumed, "FINISHED"
+
+    def end_as(self, status: str, **tags):
+        """End with `status` (e.g. KILLED for a duplicate), tagging why."""
+        for key, value in tags.items():
+            self.client.set_tag(self.id, key, value)
+        self.status = status
+
+    def withdraw(self):
+        """Back off from a cell another worker has: a new run leaves no trace, a resumed one stays KILLED."""
+        self.status = "KILLED" if self.resumed else "DELETED"
+
+
+@contextlib.contextmanager
+def cell_run(store: Store, name: str, tags: dict, resume=None, heartbeat: bool = True):
+    """A run of one cell or trial, created (or `resume`d: a stopped run carried on), alive while it runs.
+
+    Ends FINISHED (or as run.end_as says); on an error FAILED, with the error as a tag and error.txt;
+    on Ctrl-C, SIGTERM or SystemExit KILLED, and a KeyboardInterrupt goes on up.
+    """
+    from suite.cluster import Heartbeat, worker_id
+
+    client = store.client
+    if resume is not None:
+        run_id = resume.info.run_id
+        client.update_run(run_id, status="RUNNING")
+        client.set_tag(run_id, "resumed", str(int(resume.data.tags.get("resumed", "0")) + 1))
+    else:  # created alive: worker and heartbeat tags from the start, so a run lost before its first beat is stale
+        run_id = client.create_run(store.experiment_id, run_name=name, tags={
+            **tags, "mlflow.runName": name, "worker": worker_id(), "heartbeat": str(int(time.time()))}).info.run_id
+    run = Run(client, run_id, resumed=resume is not None)
+    beat = Heartbeat(client, run_id, announce=resume is not None) if heartbeat else None
     try:
-        return mlflow.create_experiment(experiment, artifact_location=artifacts)
-    except mlflow.exceptions.MlflowException as e:  # another job created it a moment ago
-        found = mlflow.get_experiment_by_name(experiment)
-        if found is None:
-            raise UserError(f"--experiment: cannot create {experiment} in {redact(uri)} ({e.error_code})") from None
-        return found.experiment_id
+        yield run
+    except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into SystemExit(1)
+        run.status = "KILLED"
+        raise KeyboardInterrupt from None
+    except BaseException as e:
+        run.status = "FAILED"
+        _record_error(client, run_id, e)
+        raise
+    finally:
+        if beat:
+            beat.close()
+        if run.status == "DELETED":
+            client.set_terminated(run_id, "KILLED")
+            client.delete_run(run_id)
+        else:
+            client.set_terminated(run_id, run.status)
 
 
-def finished_runs(experiment_id: str, hashes: list[str] | None = None) -> dict[str, object]:
-    """FINISHED runs of the experiment by config_hash (the newest when a cell ran more than once)."""
-    from mlflow import MlflowClient
+@contextlib.contextmanager
+def parent_run(store: Store, name: str, tags: dict, reopen: str | None = None, heartbeat: bool = True):
+    """A run that holds others (a sweep, a study) or a command's own result (gradflow, speed): yields its id.
 
-    runs = MlflowClient().search_runs([experiment_id], "attributes.status = 'FINISHED'", max_results=50_000,
-                                      order_by=["attributes.start_time ASC"])
-    by_hash = {r.data.tags.get("config_hash"): r for r in runs if "optuna_trial" not in r.data.tags}  # not trials
+    `reopen` carries on an existing run (a study topped up). Ends FINISHED, FAILED or KILLED like cell_run.
+    """
+    from suite.cluster import Heartbeat
+
+    client = store.client
+    if reopen:
+        client.update_run(reopen, status="RUNNING")
+        run_id = reopen
+    else:
+        run_id = client.create_run(store.experiment_id, run_name=name,
+                                   tags={**tags, "mlflow.runName": name}).info.run_id
+    beat = Heartbeat(client, run_id) if heartbeat else None
+    status = "FINISHED"
+    try:
+        yield run_id
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    except BaseException as e:
+        status = "FAILED"
+        _record_error(client, run_id, e)
+        raise
+    finally:
+        if beat:
+            beat.close()
+        client.set_terminated(run_id, status)
+
+
+def _record_error(client, run_id: str, e: BaseException):
+    message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    try:
+        client.set_tag(run_id, "error", f"{type(e).__name__}: {message}"[:5000])
+        client.log_text(run_id, traceback.format_exc(), "error.txt")
+    except Exception:  # the store itself may be what failed: the status is still set below
+        pass
+
+
+def log_metrics(client, run_id: str, metrics: dict, step: int = 0):
+    """Finite metrics in one request."""
+    import math
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()
+                                      if v is not None and math.isfinite(v)])
+
+
+def finished_runs(store: Store, hashes: list[str] | None = None) -> dict[str, object]:
+    """FINISHED cell runs of the experiment by config_hash (the newest when a cell ran more than once)."""
+    runs = store.client.search_runs([store.experiment_id], "attributes.status = 'FINISHED'", max_results=50_000,
+                                    order_by=["attributes.start_time ASC"])
+    by_hash = {r.data.tags.get("config_hash"): r for r in runs if r.data.tags.get(ROLE) in ("cell", "sweep_cell")}
     return {h: r for h, r in by_hash.items() if h and (hashes is None or h in hashes)}
+
+
+def log_plan(store: Store, *matrices: list) -> None:
+    """Add matrices of cells (the experiment's, and the one this command chose) to the experiment's plan:
+    the report's missing cells are the planned ones without a run, whatever today's profiles say."""
+    experiment = store.client.get_experiment(store.experiment_id)
+    blocks = json.loads(experiment.tags.get(PLAN, "[]"))
+    new = list(blocks)
+    for block in map(_plan_block, matrices):
+        if block not in new:
+            new.append(block)
+    if new != blocks:
+        store.client.set_experiment_tag(store.experiment_id, PLAN, json.dumps(new, separators=(",", ":")))
+
+
+def _plan_block(cells: list) -> dict:
+    """A matrix as the product it is: models x seeds x settings (task, T, variant)."""
+    return {"models": list(dict.fromkeys(c.model for c in cells)), "seeds": sorted({c.seed for c in cells}),
+            "settings": [list(s) for s in dict.fromkeys((c.task, c.seq_len, c.variant) for c in cells)]}
 
 
 def git_sha() -> str:
@@ -103,8 +249,8 @@ def environment() -> dict[str, str]:
     """Facts about the machine and libraries, recorded as tags on every run."""
     import torch
 
-    env = {"torch_version": torch.__version__, "python_version": platform.python_version(), "cpu": _cpu_model(), "cpu_count": str(os.cpu_count()),
-           "torch_threads": str(torch.get_num_threads())}
+    env = {"torch_version": torch.__version__, "python_version": platform.python_version(), "cpu": _cpu_model(),
+           "cpu_count": str(os.cpu_count()), "torch_threads": str(torch.get_num_threads())}
     if torch.cuda.is_available():
         env |= {"gpu": torch.cuda.get_device_name(), "cuda_version": str(torch.version.cuda),
                 "cudnn_version": str(torch.backends.cudnn.version())}

@@ -23,6 +23,7 @@ class Adding(SyntheticTask):
     output_kind = "regress_last"
     input_size = 2  # channel 0: value in U(0, 1); channel 1: marker
     n_outputs = 1
+    horizon = (50, 100)  # default ladder of `rnnbench horizon --task adding`
 
     def chance_loss(self):
         return 1 / 6  # Var(U1 + U2) = 2/12: the MSE of always guessing the mean, 1

@@ -1,12 +1,62 @@
-"""What every task provides; see tasks/adding.py for the smallest complete example."""
+"""What every task provides, and the one table of output kinds; see tasks/adding.py for the smallest task."""
 from __future__ import annotations
 
+import dataclasses
+from typing import Callable
+
 import torch
+import torch.nn.functional as F
 
 # Validation and test sets are the same for every run and model, whatever the run's seed.
 VAL_SEED, TEST_SEED = 1_000_003, 2_000_003
 
-OUTPUT_KINDS = ("class_last", "class_every", "regress_last")
+
+@dataclasses.dataclass(frozen=True)
+class OutputKind:
+    """How a task's outputs are scored: read by the module, gradient flow and the report alike."""
+
+    every_step: bool  # the head reads every step (else only the last)
+    metric: str  # the test metric, logged as val_<metric> and test_<metric>: "acc" or "mse"
+    loss: Callable  # (out, y) -> the batch's mean loss
+    score: Callable  # (out, y, scored_steps) -> the metric summed over the batch's sequences
+    last_step_loss: Callable  # (the last step's out, y) -> the loss of that step alone (gradient flow)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric == "acc"
+
+
+def _ce(out, y):
+    return F.cross_entropy(out.float(), y)
+
+
+def _ce_every(out, y):
+    return F.cross_entropy(out.flatten(0, 1).float(), y.flatten())
+
+
+def _mse(out, y):
+    return F.mse_loss(out.float(), y)
+
+
+def _acc(out, y, scored):
+    return (out.argmax(-1) == y).float().sum()
+
+
+def _acc_every(out, y, scored):
+    if scored:  # e.g. copy: only the recalled symbols count
+        out, y = out[:, -scored:], y[:, -scored:]
+    return (out.argmax(-1) == y).float().mean(-1).sum()
+
+
+def _squared_error(out, y, scored):
+    return (out.float() - y).pow(2).mean(-1).sum()
+
+
+OUTPUT_KINDS = {
+    "class_last": OutputKind(False, "acc", _ce, _acc, _ce),
+    "class_every": OutputKind(True, "acc", _ce_every, _acc_every, lambda out, y: _ce(out, y[:, -1])),
+    "regress_last": OutputKind(False, "mse", _mse, _squared_error, _mse),
+}
 
 
 class Task:
@@ -14,18 +64,32 @@ class Task:
 
     name: str
     Config: type
-    output_kind: str  # one of OUTPUT_KINDS: picks the head, loss and metric in suite/module.py
+    output_kind: str  # a key of OUTPUT_KINDS: picks the head, loss and metric
     input_size: int
     n_outputs: int  # classes, or 1 for regression
     scored_steps: int | None = None  # class_every: accuracy over the last N steps only (None: all)
+    horizon: tuple[int, ...] = ()  # tasks with a seq_len: the default ladder of `rnnbench horizon`
 
     def __init__(self, cfg):
         self.cfg = cfg
 
     @property
+    def kind(self) -> OutputKind:
+        return OUTPUT_KINDS[self.output_kind]
+
+    @property
     def seq_len(self) -> int:
         """The task's T, as reported in tables and tags."""
         return self.cfg.seq_len
+
+    @classmethod
+    def has_length(cls) -> bool:
+        """Whether T is a setting (so it can be swept and tested at other lengths)."""
+        return "seq_len" in getattr(cls.Config, "__dataclass_fields__", {})
+
+    def variant(self) -> str:
+        """A variant reports show apart from the plain task (e.g. "permuted"); "" for none."""
+        return ""
 
     def chance_loss(self) -> float:
         """Loss of the best input-blind predictor."""

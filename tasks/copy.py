@@ -28,6 +28,7 @@ class Copy(SyntheticTask):
     input_size = 10  # one-hot: blank, symbols 1..8, delimiter
     n_outputs = N_SYMBOLS + 1  # blank or a symbol
     scored_steps = N_RECALL  # accuracy counts the recalled symbols only
+    horizon = (50, 100)  # default ladder of `rnnbench horizon --task copy`
 
     def chance_loss(self):
         # Blanks are predictable; the best blind guess at the 10 recall steps is uniform over 8 symbols.

@@ -2,8 +2,8 @@
 import torch
 from pydantic.dataclasses import dataclass
 
-from suite.mnist import MnistConfig
 from suite.schema import STRICT
+from tasks._mnist import MnistConfig
 from tasks.mnist_rows import MnistRows
 
 
@@ -26,6 +26,9 @@ class MnistPixels(MnistRows):
             return x
         perm = torch.randperm(self.steps, generator=torch.Generator().manual_seed(self.cfg.permute_seed))
         return x[:, perm.to(x.device)]
+
+    def variant(self):
+        return "permuted" if self.cfg.permute else ""
 
     def describe(self):
         extra = {"permute": self.cfg.permute, "permute_seed": self.cfg.permute_seed} if self.cfg.permute else {}

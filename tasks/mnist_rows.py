@@ -4,8 +4,8 @@ import math
 import torch
 from pydantic.dataclasses import dataclass
 
-from suite.mnist import MnistConfig, load_mnist, to_sequences
 from suite.schema import STRICT
+from tasks._mnist import MnistConfig, load_mnist, to_sequences
 from tasks.base import Task
 
 

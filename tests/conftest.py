@@ -24,7 +24,7 @@ def in_store(store, monkeypatch):
 
 @pytest.fixture(scope="session", autouse=True)
 def torch_settings():
-    from suite.runner import init_torch
+    from suite.train import init_torch
 
     init_torch()
 

@@ -18,8 +18,7 @@ FINAL = {"test_loss", "train_samples_per_s", "epoch_time_s", "n_params", "peak_m
 
 
 def runs(uri, experiment):
-    mlflow.set_tracking_uri(uri)
-    exp = mlflow.get_experiment_by_name(experiment)
+    exp = MlflowClient(uri).get_experiment_by_name(experiment)
     return MlflowClient(uri).search_runs([exp.experiment_id], max_results=1000) if exp else []
 
 
@@ -57,16 +56,16 @@ def test_smoke_matrix_records_every_cell_then_skips_them(in_store, capsys):
 
 
 def test_a_crashing_cell_is_failed_with_its_error_and_the_rest_run(in_store, monkeypatch, capsys):
-    import suite.runner
+    import suite.train
 
-    real = suite.runner.build
+    real = suite.train.build
 
     def build(cell, device):
         if cell.model == "gru":
             raise RuntimeError("boom in gru")
         return real(cell, device)
 
-    monkeypatch.setattr(suite.runner, "build", build)
+    monkeypatch.setattr(suite.train, "build", build)
     code = main(["benchmark", "--profile", "smoke", "--tasks", "adding", "--tracking-uri", in_store, "--experiment", "t-fail"])
     out = capsys.readouterr().out
     assert code == 1
@@ -99,7 +98,7 @@ def test_run_with_overrides_and_param_budget(in_store):
 def test_end_to_end_in_a_fresh_process(tmp_path, argv, code):
     """The installed console script, as a user runs it (default store in the working folder)."""
     exe = Path(sys.executable).parent / "rnnbench"
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # mlflow.set_tracking_uri sets it
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     out = subprocess.run([str(exe), *argv], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == code, out.stderr[-2000:]
     if code == 0:

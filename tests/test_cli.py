@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from suite.cli import main
-from suite.config import load_raw, plan
+from suite.experiment import load_raw, plan
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,7 @@ import torch
 from mlflow import MlflowClient
 
 from suite.cli import main
-from suite.gradflow import _cell_copy, decay_per_step, hidden_grad_norms
+from suite.diagnostics import decay_per_step, hidden_grad_norms
 from suite.models import MODELS, ModelConfig, Network
 from tasks.adding import Adding, AddingConfig
 from tasks.copy import Copy, CopyConfig
@@ -16,7 +16,7 @@ from tasks.copy import Copy, CopyConfig
 @pytest.mark.parametrize("task", [Adding(AddingConfig(seq_len=12)), Copy(CopyConfig(seq_len=4))], ids=["adding", "copy"])
 def test_one_finite_norm_a_step(model, task):
     torch.manual_seed(0)
-    net = Network(model, ModelConfig(hidden_size=8, num_layers=2), task.input_size, task.n_outputs,
+    net = Network(model, MODELS[model].Config(hidden_size=8, num_layers=2), task.input_size, task.n_outputs,
                   task.output_kind == "class_every")
     x, y = task.make_batch(4, torch.Generator().manual_seed(0), "cpu")
     norms = hidden_grad_norms(net, task, x, y)
@@ -28,7 +28,7 @@ def test_one_finite_norm_a_step(model, task):
 def test_the_unrolled_cells_compute_what_the_fused_kernel_does(model):
     fused = MODELS[model](3, ModelConfig(hidden_size=6, num_layers=2))
     x = torch.randn(2, 7, 3)
-    assert torch.allclose(fused(x), _cell_copy(fused)(x), atol=1e-5)
+    assert torch.allclose(fused(x), fused.cell_loop()(x), atol=1e-5)
 
 
 def test_decay_slope():
@@ -52,3 +52,17 @@ def test_gradflow_command_and_in_run_recording(in_store, capsys):
     lines = open(csv).read().splitlines()
     assert lines[0] == "t,distance,grad_norm_lstm init,grad_norm_lstm trained" and len(lines) == 21  # T=20 steps
     assert "lstm" in capsys.readouterr().out
+
+
+def test_a_backbone_without_states_is_skipped_with_its_reason():
+    """Gradient flow asks the backbone for unroll(); one without it is recorded as skipped, not a failure."""
+    from types import SimpleNamespace
+
+    from suite.diagnostics import record_gradflow, unmeasurable
+
+    tags = {}
+    client = SimpleNamespace(set_tag=lambda run, key, value: tags.__setitem__(key, value))
+    module = SimpleNamespace(net=SimpleNamespace(backbone=torch.nn.GRU(2, 4)))
+    assert record_gradflow(client, "run", module, {}, None, None, "title") == {}
+    assert tags == {"gradflow_skipped": unmeasurable(module.net.backbone)} and "unroll" in tags["gradflow_skipped"]
+    assert unmeasurable(MODELS["lstm"](2, MODELS["lstm"].Config(hidden_size=4))) is None

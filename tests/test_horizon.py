@@ -3,7 +3,7 @@ import pytest
 from mlflow import MlflowClient
 
 from suite.cli import main
-from suite.horizon import horizon
+from suite.studies.horizon import horizon
 
 Y, N = True, False
 

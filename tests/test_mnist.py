@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from suite.errors import UserError
-from suite.mnist import MnistConfig, _load_5k, load_mnist
+from tasks._mnist import MnistConfig, _load_5k, load_mnist
 
 
 def fake_digits(n, seed):

@@ -31,12 +31,12 @@ MODELS = ["rnn", "lstm", "gru", "attn_rnn"]
 def filled(store, tmp_path_factory):
     """A smoke store with every kind of result: cells (one failed, three never run, two seeds of two models
     on adding), a horizon sweep, a gradient-flow run, a speed run, a tuning study and a tuned cell."""
-    import suite.runner
+    import suite.train
 
     root, uri = store
     journal = tmp_path_factory.mktemp("journal") / "journal.log"
     common = ["--tracking-uri", uri, "--experiment", EXP]
-    real = suite.runner.build
+    real = suite.train.build
 
     def build(cell, device):
         if (cell.model, cell.task) == ("gru", "copy"):
@@ -45,9 +45,9 @@ def filled(store, tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        mp.setattr(suite.runner, "build", build)
+        mp.setattr(suite.train, "build", build)
         assert main(["benchmark", "--profile", "smoke", "--tasks", "mnist_rows,copy,adding", *common]) == 1
-        mp.setattr(suite.runner, "build", real)
+        mp.setattr(suite.train, "build", real)
         assert main(["benchmark", "--profile", "smoke", "--tasks", "mnist_pixels", "--models", "lstm", *common]) == 0
         assert main(["benchmark", "--profile", "smoke", "--tasks", "adding", "--models", "rnn,lstm", "--seeds", "2", *common]) == 0
         assert main(["horizon", "--task", "copy", "--profile", "smoke", "--models", "lstm,gru", "--lengths", "5,10",
@@ -121,7 +121,7 @@ def expected_cells(uri):
     cells = {}
     for r in runs:
         t = r.data.tags
-        if r.info.status != "FINISHED" or "seed" not in t or "mlflow.parentRunId" in t or "rnnbench_role" in t:
+        if r.info.status != "FINISHED" or t.get("rnnbench_role") != "cell":  # benchmark cells only
             continue
         cells[(t["task"], int(t["seq_len"]), t["model"], t.get("tuned") == "true", int(t["seed"]))] = r
     rows = {}
@@ -378,3 +378,20 @@ def test_chromium_loads_the_pages_offline_without_errors(site, page, tmp_path):
     assert high - low > 100 and len(image.getcolors(1 << 16)) > 20  # text and tables, not a blank page
     errors, _, overflow = browse(url, 390, 844, mobile=True)  # a phone: wide tables scroll inside their box
     assert errors == [] and overflow <= 0, (errors, overflow)
+
+
+def test_missing_cells_come_from_the_plan_the_benchmark_logged(store, tmp_path, monkeypatch):
+    """What counts as missing is what the benchmark planned, not what today's config file says."""
+    root, uri = store
+    monkeypatch.chdir(root)
+    config = tmp_path / "plan.yaml"
+    config.write_text("# a plan\nmodels: [rnn, gru]\nmodel: {hidden_size: 8}\ntrain: {epochs: 1, steps_per_epoch: 2, "
+                      "n_val: 16, n_test: 16}\ntasks: {adding: {seq_len: 6}}\n")
+    assert main(["benchmark", "--config", str(config), "--models", "rnn", "--tracking-uri", uri, "--experiment",
+                 "t-plan"]) == 0
+    config.write_text("# changed since\nmodels: [lstm]\ntasks: {copy: {seq_len: 9}}\n")
+    out = tmp_path / "site"
+    assert main(["report", "--tracking-uri", uri, "--experiment", "t-plan", "--out", str(out)]) == 0
+    rows = {(r["task"], r["seq_len"], r["model"]): r for r in csv.DictReader(io.StringIO((out / "leaderboard.csv").read_text()))}
+    assert set(rows) == {("adding", "6", "rnn"), ("adding", "6", "gru")}
+    assert (rows[("adding", "6", "rnn")]["n"], rows[("adding", "6", "gru")]["n_missing"]) == ("1", "1")

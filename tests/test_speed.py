@@ -1,13 +1,13 @@
 """The speed harness: every figure finite and positive on a smoke setting, and both paths do the same work."""
 import math
 
-import mlflow
 import pytest
 from mlflow import MlflowClient
 
 from suite.cli import main
-from suite.config import load_raw, plan
-from suite.speed import CellLoop, attach_attn_ratios, measure, same_first_loss, speed_table
+from suite.experiment import load_raw, plan
+from suite.models.cell_loop import CellLoop
+from suite.studies.speed import attach_attn_ratios, measure, same_first_loss, speed_table
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_speed_command_records_one_run_per_cell(in_store, capsys):
                  "--steps", "2", "--tracking-uri", in_store]) == 0
     out = capsys.readouterr().out
     assert "suite/raw" in out and "fused/cell" in out
-    exp = mlflow.get_experiment_by_name("rnnbench-speed")
+    exp = MlflowClient(in_store).get_experiment_by_name("rnnbench-speed")
     runs = MlflowClient(in_store).search_runs([exp.experiment_id])
     assert len(runs) == 3
     for r in runs:

@@ -20,7 +20,7 @@ def small(name):
 def test_batches_have_declared_shapes_and_dtypes(name):
     task = small(name)
     splits = task.splits(16, 24, "cpu")
-    for split, (x, y) in splits.items():
+    for x, y in splits.values():
         assert x.dtype == torch.float32 and x.shape[1:] == (task.seq_len + (20 if name == "copy" else 0), task.input_size)
         assert torch.isfinite(x).all()
         if task.output_kind == "regress_last":
@@ -39,7 +39,7 @@ def test_same_seed_same_batch_other_seed_other_batch(name):
     a = task.make_batch(8, torch.Generator().manual_seed(1), "cpu")
     b = task.make_batch(8, torch.Generator().manual_seed(1), "cpu")
     c = task.make_batch(8, torch.Generator().manual_seed(2), "cpu")
-    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
     assert not torch.equal(a[0], c[0])
 
 

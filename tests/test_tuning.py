@@ -4,15 +4,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import mlflow
 import optuna
 import pytest
 from mlflow import MlflowClient
 
 from suite.cli import main
-from suite.config import load_raw
+from suite.experiment import load_raw
 from suite.models import MODELS
-from suite.tuning import load_space
+from suite.tuning.space import load_space
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ["--profile", "smoke", "--model", "lstm", "--task", "adding"]
@@ -64,7 +63,7 @@ def test_a_study_records_parent_and_trials_then_tops_up_and_feeds_tuned(in_store
     bench = ["benchmark", "--profile", "smoke", "--models", "lstm", "--tasks", "adding", "--tuned", "--storage", storage,
              "--tracking-uri", in_store, "--experiment", "t-tuned"]
     assert main(bench) == 0
-    exp = mlflow.get_experiment_by_name("t-tuned")
+    exp = MlflowClient(in_store).get_experiment_by_name("t-tuned")
     (run,) = MlflowClient(in_store).search_runs([exp.experiment_id])
     assert run.data.tags["tuned"] == "true" and run.data.tags["study"] == "smoke-lstm-adding-T20"
     for key, value in s.best_params.items():
@@ -74,9 +73,9 @@ def test_a_study_records_parent_and_trials_then_tops_up_and_feeds_tuned(in_store
 def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(in_store, tmp_path, monkeypatch):
     import torch
 
-    import suite.runner
+    import suite.train
 
-    real, calls = suite.runner.build, []
+    real, calls = suite.train.build, []
 
     def build(cell, device):  # the second trial's loss turns NaN
         parts = real(cell, device)
@@ -86,7 +85,7 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(in_store,
             parts[-1].model_step = lambda batch, metric=True: (step(batch, metric)[0] * torch.tensor(float("nan")), None)
         return parts
 
-    monkeypatch.setattr(suite.runner, "build", build)
+    monkeypatch.setattr(suite.train, "build", build)
     storage = str(tmp_path / "journal.log")
     assert main(["tune", *SMOKE, "--trials", "3", "--tracking-uri", in_store, "--experiment", "t-nan", "--storage", storage]) == 0
     s = study(storage)

@@ -1,54 +1,38 @@
-"""The model registry (a plain dict), the shared settings and matched-parameter sizing."""
+"""The model registry (a plain dict; add a model: one file here + its import and name below), the head and
+matched-parameter sizing. What a model file provides: suite/models/base.py."""
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
-from typing import Literal
+import inspect
 
 import torch
-from pydantic.dataclasses import dataclass
 from torch import nn
 
 from suite.errors import UserError
 from suite.models.attn_rnn import AttnRNN
-from suite.models.fused import FusedRNN
-from suite.schema import STRICT, Fraction, PosInt
+from suite.models.base import ModelConfig
+from suite.models.fused import GRU, LSTM, RNN
 
-MODELS = {
-    "rnn": partial(FusedRNN, "rnn"),
-    "lstm": partial(FusedRNN, "lstm"),
-    "gru": partial(FusedRNN, "gru"),
-    "attn_rnn": AttnRNN,
-}
+MODELS: dict[str, type[nn.Module]] = {m.name: m for m in (RNN, LSTM, GRU, AttnRNN)}
 
-
-@dataclass(config=STRICT)
-class ModelConfig:
-    hidden_size: PosInt = 128  # units per recurrent layer (solved from param_budget when that is set)
-    num_layers: PosInt = 1  # stacked recurrent layers
-    dropout: Fraction = 0.0  # between stacked layers
-    param_budget: PosInt | None = None  # total parameters, head included; every model lands within 5%
-    cell: Literal["gru", "lstm"] = "gru"  # attn_rnn: its recurrent core
-    heads: PosInt = 4  # attn_rnn: attention heads
+__all__ = ["MODELS", "ModelConfig", "Network", "count_params", "resolve"]
 
 
 class Network(nn.Module):
-    """A registered backbone plus a linear head, at every step or at the last.
-
-    A backbone maps (B, T, input) to (B, T, hidden_size) and takes `last_only`, a hint it may ignore.
-    """
+    """A registered backbone plus a linear head, at every step or at the last."""
 
     def __init__(self, model: str, cfg: ModelConfig, input_size: int, n_outputs: int, every_step: bool):
         super().__init__()
         self.backbone = MODELS[model](input_size, cfg)
         self.head = nn.Linear(cfg.hidden_size, n_outputs)
         self.every_step = every_step
+        # A backbone may offer to compute just the last step when only that one is read.
+        self.last_only = not every_step and "last_only" in inspect.signature(self.backbone.forward).parameters
 
     def forward(self, x):
         if self.every_step:
             return self.head(self.backbone(x))
-        # A backbone may return just the last step when told only that one is used.
-        return self.head(self.backbone(x, last_only=True)[:, -1])
+        return self.head((self.backbone(x, last_only=True) if self.last_only else self.backbone(x))[:, -1])
 
 
 def count_params(model: str, cfg: ModelConfig, input_size: int, n_outputs: int) -> int:

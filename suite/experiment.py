@@ -1,0 +1,183 @@
+"""One experiment YAML (a profile or a file) -> an Experiment: its cells, stores, tuning and sweep settings.
+
+Every command loads its settings here, so the "profile auto →" line, --set, the narrowing to chosen models,
+tasks and seeds, and the validation with key paths happen in one place.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import yaml
+
+from suite.config import Cell, HorizonConfig, StoresConfig, TrainConfig, TuneConfig, build, horizon_config, model_config
+from suite.errors import UserError
+from suite.models import MODELS
+from tasks import TASKS
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+PROFILES = ("smoke", "cpu", "full")
+TOP_KEYS = ("models", "seeds", "model", "train", "tasks", "tune", "horizon", "stores")
+
+
+@dataclasses.dataclass
+class Experiment:
+    """What a command runs: the chosen cells of an experiment, and the experiment's other settings."""
+
+    name: str  # names the MLflow experiment rnnbench-<name>: the profile, or the config file's stem
+    source: str  # the YAML's path, for messages
+    origin: list[str]  # the flags that load it again (["--profile", name] or ["--config", path], then --set ...)
+    raw: dict  # the settings after --set, narrowed to the chosen models and tasks
+    cells: list[Cell]
+    stores: StoresConfig
+    tune: TuneConfig
+    horizon: HorizonConfig
+    matrix: list[Cell]  # every cell of the file's matrix, before --set and the choice of models/tasks/seeds
+
+    def first_seed(self) -> list[Cell]:
+        """The cells of the first seed only (tuning, gradient flow and speed measure one seed)."""
+        return [c for c in self.cells if c.seed == self.cells[0].seed]
+
+
+
+def load_experiment(profile: str | None = "auto", config: str | None = None, sets=(), models=None, tasks=None,
+                    seeds=None, announce=print) -> Experiment:
+    """The experiment of a profile or YAML file with --set overrides, narrowed to models/tasks/seeds if given."""
+    if announce and not config and (profile or "auto") == "auto":
+        name = resolve_profile("auto")
+        announce(f"profile auto → {name} ({'CUDA found' if name == 'full' else 'no CUDA device'})")
+    raw, name, source = load_raw(profile, config)
+    chosen = dict(raw)
+    if seeds is not None:
+        chosen["seeds"] = list(seeds)
+    if models:
+        chosen["models"] = list(models)
+    if tasks:
+        known = raw.get("tasks") or {}
+        chosen["tasks"] = {t: known.get(t) or {} for t in tasks}
+    chosen = apply_sets(chosen, list(sets))
+    cells = plan(chosen, source)
+    whole = plan(raw, source)  # the matrix as the file defines it, which the options choose from
+    origin = ["--config", config] if config else ["--profile", name]
+    for item in sets:
+        origin += ["--set", item]
+    return Experiment(name, source, origin, chosen, cells, build_section(StoresConfig, chosen, "stores", source),
+                      build_section(TuneConfig, chosen, "tune", source),
+                      horizon_config(_section(chosen.get("horizon"), "horizon", source), source), whole)
+
+
+def resolve_profile(name: str) -> str:
+    """`auto` is `full` with CUDA, else `cpu`."""
+    if name != "auto":
+        return name
+    import torch
+
+    return "full" if torch.cuda.is_available() else "cpu"
+
+
+def load_raw(profile: str | None = None, config: str | None = None) -> tuple[dict, str, str]:
+    """The YAML of a profile or an experiment file: (data, experiment suffix, source path)."""
+    if config:
+        path = Path(config)
+        name = path.stem
+    else:
+        name = resolve_profile(profile or "auto")
+        if name not in PROFILES:
+            raise UserError(f"--profile: unknown profile '{name}'; choose one of auto, {', '.join(PROFILES)}")
+        path = CONFIGS / "profiles" / f"{name}.yaml"
+    if not path.is_file():
+        raise UserError(f"--config: {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}:{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of settings at the top level")
+    return data, name, str(path)
+
+
+def apply_sets(raw: dict, sets: list[str]) -> dict:
+    """`--set key.path=value` overrides (values parsed as YAML); `task.x` applies to every task."""
+    raw = json.loads(json.dumps(raw))  # a deep copy
+    for item in sets:
+        key, eq, text = item.partition("=")
+        if not eq or not key:
+            raise UserError(f"--set: '{item}' is not key=value (e.g. --set train.lr=0.003)")
+        value = yaml.safe_load(text)
+        head, *rest = key.split(".")
+        if head == "task":
+            raw["tasks"] = {t: entry or {} for t, entry in (raw.get("tasks") or dict.fromkeys(TASKS)).items()}
+            targets = list(raw["tasks"].values())
+        else:
+            targets = [raw]
+            rest = [head, *rest]
+        for target in targets:
+            for part in rest[:-1]:
+                target = target.setdefault(part, {})
+                if not isinstance(target, dict):
+                    raise UserError(f"--set: {key}: '{part}' is not a section")
+            target[rest[-1]] = value
+    return raw
+
+
+def plan(raw: dict, source: str = "config") -> list[Cell]:
+    """Validate an experiment and expand it into cells (task x length x seed x model)."""
+    for key in raw:
+        if key not in TOP_KEYS:
+            raise UserError(f"{source}: {key}: unknown key; allowed here: {', '.join(TOP_KEYS)}")
+    models = raw.get("models", list(MODELS))
+    if isinstance(models, str):
+        models = [models]
+    for m in _list(models, "models", source):
+        if m not in MODELS:
+            raise UserError(f"{source}: models: unknown model '{m}'; known: {', '.join(MODELS)}")
+    seeds = _list(raw.get("seeds", [0]), "seeds", source)
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise UserError(f"{source}: seeds: expected a list of non-negative integers (got {seeds})")
+    tasks = raw.get("tasks") or {t: {} for t in TASKS}
+    if not isinstance(tasks, dict):
+        raise UserError(f"{source}: tasks: expected a mapping of task name to settings")
+    cells = []
+    for task_name, entry in tasks.items():
+        if task_name not in TASKS:
+            raise UserError(f"{source}: tasks.{task_name}: unknown task; known: {', '.join(TASKS)}")
+        entry, where = dict(_section(entry, f"tasks.{task_name}", source)), f"tasks.{task_name}"
+        model_raw = {**_section(raw.get("model"), "model", source),
+                     **_section(entry.pop("model", None), f"{where}.model", source)}
+        train_raw = {**_section(raw.get("train"), "train", source),
+                     **_section(entry.pop("train", None), f"{where}.train", source)}
+        model_cfgs = {m: model_config(m, model_raw, "model", source) for m in models}
+        train = build(TrainConfig, train_raw, "train", source)
+        lengths = entry.pop("seq_len", None)
+        for seq_len in lengths if isinstance(lengths, list) else [lengths]:
+            settings = entry if seq_len is None else {**entry, "seq_len": seq_len}
+            task_cfg = build(TASKS[task_name].Config, settings, where, source)
+            if train.eval_seq_lens and not TASKS[task_name].has_length():
+                raise UserError(f"{source}: train.eval_seq_lens: {task_name} has a fixed length; use it with a task "
+                                "that has a seq_len")
+            cells += [Cell(m, task_name, s, model_cfgs[m], task_cfg, train) for s in seeds for m in models]
+    if not cells:
+        raise UserError(f"{source}: nothing to run (no models, tasks or seeds)")
+    return cells
+
+
+def build_section(cls, raw: dict, key: str, source: str):
+    """A top-level section (e.g. `tune:`) as its dataclass."""
+    return build(cls, _section(raw.get(key), key, source), key, source)
+
+
+def _section(value, where, source) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UserError(f"{source}: {where}: expected a mapping of settings (got {value!r})")
+    return value
+
+
+def _list(value, where, source) -> list:
+    if not isinstance(value, list):
+        raise UserError(f"{source}: {where}: expected a list (got {value!r})")
+    return value

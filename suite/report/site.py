@@ -1,0 +1,122 @@
+"""The report site, rebuilt from the MLflow store alone: runs -> tables -> Jinja2 templates -> static files.
+
+index.html (what was run, a leaderboard per task setting, failed and missing cells, published figures),
+task-<task>.html (learning curves, metric against size, horizon sweeps, gradient flow, attention maps,
+tuning studies), speed.html, summary.md and leaderboard.csv. Nothing depends on when or where the site is
+built, so the same store gives byte-identical files; the only http(s) URLs are links to the MLflow UI.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from suite.errors import UserError
+from suite.report.plots import plot_speed
+from suite.report.sections import horizon_section, speed_rows, task_section
+from suite.report.store import find_experiments, open_store, planned_cells, read_runs
+from suite.report.tables import boards, facts, load_references, write_csv
+from suite.tracking import redact
+
+DEFAULT_UI = "http://127.0.0.1:5000"
+HERE = Path(__file__).resolve().parent
+OWNED = ("index.html", "speed.html", "style.css", "summary.md", "leaderboard.csv", "plots", "img")  # and task-*.html
+
+
+def _environment():
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    return env
+
+
+def _clear(out: Path):
+    """Remove what an earlier build wrote (only names the report owns), so no stale page survives."""
+    for name in [*OWNED, *(p.name for p in out.glob("task-*.html"))]:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def build(uri: str, names: list[str] | None, profile: str | None, out: str | Path | None = None,
+          ui: str | None = None) -> Path:
+    """Read the experiments, write the site into `out` (default reports/<first experiment>/); returns index.html."""
+    import os
+
+    import matplotlib
+
+    from tasks import TASKS
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    client = open_store(uri)
+    experiments = find_experiments(client, uri, names, profile)
+    runs = [r for e in experiments for r in read_runs(client, e.experiment_id)]
+    if not any(r.role != "other" for r in runs):
+        raise UserError(f"no runs in experiment {', '.join(e.name for e in experiments)} of {redact(uri)}; "
+                        "run `make benchmark` first")
+    if ui is None:  # a tracking server serves its UI too; links never carry credentials
+        parts = urlsplit(uri)
+        server = parts.scheme in ("http", "https")
+        port = f":{parts.port}" if parts.port else ""
+        ui = f"{parts.scheme}://{parts.hostname}{port}{parts.path}" if server else DEFAULT_UI
+    out = Path(out) if out else Path("reports") / re.sub(r"[^\w.-]+", "_", experiments[0].name)
+    out.mkdir(parents=True, exist_ok=True)
+    _clear(out)
+    (out / "plots").mkdir()
+    (out / "img").mkdir()
+    by_role = defaultdict(list)
+    for r in runs:
+        by_role[r.role].append(r)
+    planned = planned_cells(experiments)
+    all_boards = boards(by_role["cell"], planned, load_references())
+    env = _environment()
+    common = {"experiments": experiments, "ui": ui.rstrip("/") if ui else "", "speed": bool(by_role["speed"]),
+              "rebuild": "rnnbench report " + " ".join(f"--experiment {e.name}" for e in experiments)}
+    tasks = defaultdict(list)
+    with matplotlib.rc_context({"svg.hashsalt": "rnnbench-report", "svg.fonttype": "path"}), \
+            tempfile.TemporaryDirectory() as tmp:
+        for board in all_boards:
+            tasks[board.setting.task].append(task_section(client, board, by_role, out, tmp))
+        sweeps = {r.tags.get("task") for r in by_role["sweep"]} - {None}
+        task_order = {t: i for i, t in enumerate(TASKS)}
+        for task in sorted(sweeps - set(tasks), key=lambda t: (task_order.get(t, len(task_order)), t)):
+            tasks[task] = []  # a sweep without a benchmark still gets its page
+        horizons = {t: horizon_section(client, by_role["sweep"], t, out, tmp) for t in tasks}
+        speed = speed_rows(by_role["speed"])
+        if speed:
+            plot_speed(speed, out / "plots/speed.svg")
+    common["tasks"] = list(tasks)
+    pages = {"index.html": env.get_template("index.html").render(
+        **common, page="index", boards=all_boards, facts=facts(all_boards, experiments, planned), horizons=horizons,
+        planned=planned is not None)}
+    for task, sections in tasks.items():
+        pages[f"task-{task}.html"] = env.get_template("task.html").render(
+            **common, page=task, task=task, sections=sections, horizon=horizons.get(task))
+    if speed:
+        pages["speed.html"] = env.get_template("speed.html").render(**common, page="speed", rows=speed)
+    for name, text in pages.items():
+        (out / name).write_text(text)
+    (out / "summary.md").write_text(env.get_template("summary.md").render(
+        **common, boards=all_boards, facts=facts(all_boards, experiments, planned)))
+    write_csv(out / "leaderboard.csv", all_boards)
+    shutil.copyfile(HERE / "templates" / "style.css", out / "style.css")
+    return out / "index.html"
+
+
+def report(profile: str, names: list[str] | None, tracking: str | None, out: str | None, ui: str | None) -> int:
+    """`rnnbench report`: the store from the flag, the environment or the profile's stores:, then the site."""
+    from suite.config import StoresConfig
+    from suite.experiment import build_section, load_raw, resolve_profile
+    from suite.tracking import tracking_uri
+
+    raw, _, source = load_raw(profile)
+    uri = tracking_uri(tracking, build_section(StoresConfig, raw, "stores", source).tracking_uri)
+    index = build(uri, names, None if names else resolve_profile(profile), out=out, ui=ui)
+    print(f"Report: {index} (open {index.resolve().as_uri()})")
+    return 0

@@ -1,0 +1,1 @@
+"""Studies beyond the benchmark matrix: length sweeps (horizon), gradient flow, and training speed."""

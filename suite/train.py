@@ -1,0 +1,155 @@
+"""Training one cell, with no MLflow inside: its batches and module, the Trainer, fit, then test.
+
+suite/runner.py records what this returns; the speed harness and gradient flow build cells here too.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import os
+import resource
+import warnings
+
+from suite.callbacks import SolveWatch, TrainSpeed
+from suite.config import Cell
+from suite.errors import UserError
+
+
+def init_torch():
+    """Process-wide torch settings; call before the first parallel op (threads inherit it then)."""
+    import torch
+
+    # Denormals slow the backward pass of long sequences 3-5x on CPU; flushing them costs nothing.
+    torch.set_flush_denormal(True)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if os.environ.get("RNNBENCH_THREADS"):  # set for parallel tuning workers: the cores split between them
+        torch.set_num_threads(int(os.environ["RNNBENCH_THREADS"]))
+    import lightning.pytorch  # noqa: F401  (it sets its loggers to INFO on import: quieten them after)
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning_utilities", "mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|treespec).*")
+    warnings.filterwarnings("ignore", message=".*(smaller than the logging interval|but have no `val_dataloader`).*")
+
+
+def device_for(cell: Cell) -> str:
+    import torch
+
+    if cell.train.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("train.device: cuda asked for but no CUDA device is visible; use auto or cpu")
+    if cell.train.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return cell.train.device
+
+
+def precision_for(cell: Cell, device: str) -> str:
+    if cell.train.precision != "auto":
+        return cell.train.precision
+    return "bf16-mixed" if device == "cuda" else "32-true"
+
+
+def build(cell: Cell, device: str):
+    """The task, its batches and the LightningModule of a cell: (task, train, val, test, module).
+
+    `train` yields groups of steps_per_call batches; `train.batches` is the plain batch iterable.
+    """
+    import lightning.pytorch as pl
+
+    from suite.data import Batches, Groups, Stream
+    from suite.models import resolve
+    from suite.module import SeqModule
+    from tasks.base import SyntheticTask
+
+    task = cell.make_task()
+    tc = cell.train
+    pl.seed_everything(cell.seed, verbose=False)
+    splits = task.splits(tc.n_val, tc.n_test, device)
+    if isinstance(task, SyntheticTask):
+        train = Stream(task, tc.batch_size, tc.steps_per_epoch or 100, cell.seed, device)
+    else:
+        train = Batches(*splits["train"], tc.batch_size, shuffle_seed=cell.seed, limit=tc.steps_per_epoch)
+    train = Groups(train, tc.steps_per_call)
+    val, test = (Batches(*splits[s], tc.eval_batch_size) for s in ("val", "test"))
+    model_cfg = resolve(cell.model, cell.model_cfg, task.input_size, task.n_outputs)
+    module = SeqModule(cell.model, model_cfg, task, tc)
+    return task, train, val, test, module
+
+
+def trainer_for(cell: Cell, device: str, callbacks: list, progress: bool, **overrides):
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import TQDMProgressBar
+
+    if progress:  # below the matrix bar, which holds the first line
+        callbacks = [*callbacks, TQDMProgressBar(process_position=1, leave=False)]
+    budget = {"max_time": {"seconds": round(cell.train.max_minutes * 60)}} if cell.train.max_minutes else {}
+    return pl.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu", devices=1, precision=precision_for(cell, device),
+        max_epochs=cell.train.epochs, callbacks=callbacks, profiler=_no_profiler(),
+        logger=False, enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
+        num_sanity_val_steps=0, log_every_n_steps=10**9, **overrides, **budget)
+
+
+def _no_profiler():
+    """Lightning's default profiler wraps ~45 spots a step in a generator context (~0.1 ms a step)."""
+    from lightning.pytorch.profilers import PassThroughProfiler
+
+    class NoProfiler(PassThroughProfiler):
+        def profile(self, action_name):
+            return contextlib.nullcontext()
+
+    return NoProfiler()
+
+
+class Training:
+    """One cell's task, batches and module: fit() with the caller's callbacks, then evaluate()."""
+
+    def __init__(self, cell: Cell, device: str | None = None):
+        self.cell, self.device = cell, device or device_for(cell)
+        self.task, self.train, self.val, self.test, self.module = build(cell, self.device)
+        self.speed = TrainSpeed(math.ceil(cell.train.warmup_steps / cell.train.steps_per_call))
+        self.watch = SolveWatch(self.task, cell.train.stop_when_solved)
+        self.initial = ({k: v.clone() for k, v in self.module.net.state_dict().items()}
+                        if cell.train.gradflow else None)  # the weights at initialisation, for gradient flow
+        self.trainer, self.val_loss = None, None
+
+    def fit(self, callbacks=(), progress: bool = False, ckpt: str | None = None):
+        """Train and validate every epoch; `ckpt` resumes from a checkpoint file (weights only, no pickles)."""
+        import torch
+
+        self.trainer = trainer_for(self.cell, self.device, [self.speed, self.watch, *callbacks], progress)
+        if self.device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        self.trainer.fit(self.module, self.train, self.val, ckpt_path=ckpt, weights_only=True if ckpt else None)
+        value = self.trainer.callback_metrics.get("val_loss")  # before test() replaces the metrics
+        self.val_loss = None if value is None else float(value)
+
+    def evaluate(self) -> dict:
+        """Test metrics against chance, the solve rule, speed, size and memory; other lengths if asked for."""
+        import torch
+
+        cell, task, module = self.cell, self.task, self.module
+        result = self.trainer.test(module, self.test, verbose=False)[0]
+        peak = (torch.cuda.max_memory_allocated() / 2**20 if self.device == "cuda"
+                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # CPU: process peak RSS
+        metrics = {**{k: float(v) for k, v in result.items()}, "chance_loss": task.chance_loss(),
+                   "test_vs_chance": float(result["test_loss"]) / task.chance_loss(), **self.watch.metrics(),
+                   "train_samples_per_s": self.speed.samples_per_s, "peak_mem_mb": peak,
+                   "epoch_time_s": sum(self.speed.epoch_times) / max(len(self.speed.epoch_times), 1),
+                   "n_params": sum(p.numel() for p in module.parameters()), "epochs_trained": self.speed.epochs_started}
+        solved = task.is_solved(metrics[f"test_{module.metric}"])
+        if solved is not None:
+            metrics["solved"] = float(solved)
+        for length in cell.train.eval_seq_lens:
+            metrics[f"test_vs_chance_at_{length}"] = self.test_at_length(length)
+        return metrics
+
+    def test_at_length(self, length: int) -> float:
+        """test_loss / chance loss of the trained model on the task's test set at another length."""
+        from suite.data import Batches
+
+        task = type(self.task)(dataclasses.replace(self.cell.task_cfg, seq_len=length))
+        x, y = task.splits(1, self.cell.train.n_test, self.device)["test"]
+        result = self.trainer.test(self.module, Batches(x, y, self.cell.train.eval_batch_size), verbose=False)[0]
+        return float(result["test_loss"]) / task.chance_loss()

@@ -1,0 +1,176 @@
+"""The `tune` command: one study a model x task with the same budget, one parent MLflow run a study, K
+worker processes on it; and `benchmark --tuned`, which trains each cell with its study's best parameters.
+
+A study is named <profile>-<model>-<task>-T<len>; calling again tops it up to `trials` instead of
+starting over.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+from suite.config import Cell
+from suite.errors import UserError
+from suite.experiment import Experiment
+
+
+def study_name(profile: str, cell: Cell) -> str:
+    return f"{profile}-{cell.model}-{cell.task}-T{cell.seq_len}"
+
+
+def tune(exp: Experiment, tracking: str | None = None, experiment: str | None = None, study: str | None = None,
+         storage: str | None = None, trials: int | None = None, timeout: float | None = None, workers: int = 1,
+         pruner: str | None = None, space: str | None = None, parent_run: str | None = None,
+         worker_index: int = 0) -> int:
+    """Tune every model x task of the experiment (first seed); `parent_run` makes this a worker process."""
+    from suite.cluster import reap_stale_runs
+    from suite.runner import open_store
+    from suite.tracking import tracking_uri
+    from suite.tuning.objective import make_objective
+    from suite.tuning.space import load_space
+    from suite.tuning.storage import open_storage, storage_url
+    from suite.tuning.worker import run_worker
+
+    if workers < 1 or (trials is not None and trials < 1):
+        raise UserError("--workers and --trials: need at least 1")
+    budget = dataclasses.replace(exp.tune, trials=trials or exp.tune.trials, pruner=pruner or exp.tune.pruner)
+    cells = list({(c.model, c.task, c.seq_len): c for c in exp.first_seed()}.values())
+    if study and len(cells) > 1:
+        raise UserError(f"--study: names one study but this tunes {len(cells)}; add --model and --task")
+    spaces = {c.model: load_space(c.model, {**exp.raw, "models": [c.model]}, space) for c in cells}  # checked first
+    uri = tracking_uri(tracking, exp.stores.tracking_uri)
+    url = storage_url(storage, uri, exp.stores.optuna_storage)
+    open_storage(url)  # a bad URL or an unreachable database stops here, before anything is recorded
+    store = open_store(uri, experiment or f"rnnbench-tune-{exp.name}")
+    if not parent_run:
+        reap_stale_runs(store.client, [store.experiment_id])
+    for cell in cells:
+        name = study or study_name(exp.name, cell)
+        if parent_run:  # a worker process started by tune_study below
+            objective = make_objective(store, cell, spaces[cell.model], exp.name, parent_run)
+            run_worker(name, url, cell, objective, budget, budget.trials, store, worker=worker_index, timeout=timeout,
+                       say=lambda m: print(f"[worker {worker_index}] {m}", flush=True))
+        else:
+            worker_args = [*exp.origin, *_flags(trials=trials, pruner=pruner, timeout=timeout, space=space,
+                                                experiment=experiment)]
+            tune_study(store, exp.name, cell, name, url, budget, spaces[cell.model], workers, worker_args, timeout)
+    return 0
+
+
+def tune_study(store, profile, cell, name, url, budget, space, workers, worker_args, timeout):
+    """One study: its parent run (found again when topped up), then 1 worker here or K worker processes."""
+    from suite.tracking import ROLE, parent_run, redact
+    from suite.tuning.objective import make_objective
+    from suite.tuning.storage import claim_lock
+    from suite.tuning.worker import make_study, run_worker
+
+    facts = {"trials": budget.trials, "epochs": cell.train.epochs, "steps_per_epoch": cell.train.steps_per_epoch,
+             "pruner": budget.pruner, "sampler_seed": budget.sampler_seed}
+    with claim_lock(url, name):  # workers on other nodes may be starting the same study
+        created = make_study(name, url, budget, epochs=cell.train.epochs)
+        for key, value in facts.items():
+            created.set_user_attr(f"budget.{key}", value)
+        found = store.client.search_runs([store.experiment_id], f"tags.study = '{name}' and tags.{ROLE} = 'study'",
+                                         max_results=1)
+        reopen = found[0].info.run_id if found else _new_study_run(store, name, cell, profile, redact(url), facts)
+    print(f"study {name}: {budget.trials} trials, {cell.train.epochs} epochs each, pruner {budget.pruner} · "
+          f"storage {redact(url)}", flush=True)
+    with parent_run(store, f"study-{name}", {}, reopen=reopen) as parent:
+        if workers == 1:
+            result = run_worker(name, url, cell, make_objective(store, cell, space, profile, parent), budget,
+                                budget.trials, store, timeout=timeout)
+        else:
+            argv = ["--model", cell.model, "--task", cell.task, "--study", name, "--parent-run", parent, *worker_args]
+            procs = [subprocess.Popen([sys.executable, "-m", "suite", "tune", *argv, "--worker-index", str(i)],
+                                      env=_worker_env(store.uri, url, i, workers)) for i in range(workers)]
+            codes = [p.wait() for p in procs]
+            if any(codes):
+                raise UserError(f"{name}: worker exit codes {codes}; see their messages above")
+            result = make_study(name, url, budget, epochs=cell.train.epochs)
+        summary = summarise(result, store, parent)
+    best = summary.get("best_val_loss")
+    print(f"study {name}: {summary['n_complete']} complete, {summary['n_pruned']} pruned, "
+          f"{summary['n_failed']} failed, {summary['epochs_trained']:.0f} epochs trained"
+          + (f"; best val_loss {best:.4g} with {result.best_params}" if best is not None else ""), flush=True)
+
+
+def _new_study_run(store, name, cell, profile, storage, facts) -> str:
+    from mlflow.entities import Param
+
+    from suite.tracking import ROLE
+
+    run_id = store.client.create_run(store.experiment_id, run_name=f"study-{name}", tags={
+        ROLE: "study", "study": name, "model": cell.model, "task": cell.task, "seq_len": str(cell.seq_len),
+        "profile": profile, "storage": storage}).info.run_id
+    store.client.log_batch(run_id, params=[Param(f"budget.{k}", str(v)) for k, v in facts.items()])
+    return run_id
+
+
+def _flags(**values) -> list[str]:
+    """The command's own settings for the worker processes (the stores go in their environment)."""
+    return [item for key, value in values.items() if value is not None
+            for item in (f"--{key.replace('_', '-')}", str(value))]
+
+
+def _worker_env(tracking: str, storage: str, index: int, workers: int) -> dict:
+    """A worker's environment: its stores (not on its command line, where `ps` shows passwords), GPU, threads."""
+    import torch
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "RNNBENCH_OPTUNA_STORAGE": storage}
+    gpus = torch.cuda.device_count()
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
+    env["RNNBENCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    return env
+
+
+def summarise(study, store, parent_run_id: str) -> dict:
+    """Trial counts, epochs trained, best value and parameters, onto the study's parent run.
+
+    Best parameters go in tags and best_params.json: a topped-up study may find new ones, and MLflow
+    params are write-once.
+    """
+    from optuna.trial import TrialState
+
+    from suite.tracking import log_metrics
+    from suite.tuning.worker import best_value, counted
+
+    n = counted(study)
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
+    metrics = {"n_complete": n["COMPLETE"], "n_pruned": n["PRUNED"], "n_failed": n["FAIL"],
+               "epochs_trained": sum(t.user_attrs.get("epochs_trained", 0) for t in done)}
+    client, best = store.client, best_value(study)
+    if best is not None:
+        metrics["best_val_loss"] = best
+        for key, value in study.best_params.items():
+            client.set_tag(parent_run_id, f"best.{key}", str(value))
+        client.set_tag(parent_run_id, "best.trial", str(study.best_trial.number))
+        client.log_dict(parent_run_id, {"value": best, "params": study.best_params,
+                                        "trial": study.best_trial.number}, "best_params.json")
+    log_metrics(client, parent_run_id, metrics, step=len(done))
+    return metrics
+
+
+def tuned_cells(cells: list[Cell], profile: str, url: str) -> tuple[list[Cell], dict]:
+    """Each cell with its study's best parameters, and tags naming the study."""
+    import optuna
+
+    from suite.tuning.space import with_params
+    from suite.tuning.storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage, tuned, tags = open_storage(url), [], {}
+    for cell in cells:
+        name = study_name(profile, cell)
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+            params = study.best_params
+        except (KeyError, ValueError):
+            raise UserError(f"--tuned: no finished study '{name}' in {url}; run `rnnbench tune --profile {profile} "
+                            f"--model {cell.model} --task {cell.task}` (or `make tune`) first") from None
+        new = with_params(cell, params)
+        tuned.append(new)
+        tags[new.config_hash] = {"tuned": "true", "study": name, "study_best_trial": str(study.best_trial.number)}
+    return tuned, tags
