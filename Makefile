@@ -8,7 +8,7 @@ ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lint test test-slow benchmark report tune horizon speed ui server dashboard clean
+.PHONY: help install lint test test-slow benchmark report tune horizon speed reproduce ui server dashboard clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -49,6 +49,10 @@ horizon: $(STAMP) ## length sweeps on copy and adding: each model's dependency h
 
 speed: $(STAMP) ## time the suite against hand-written PyTorch per model x task (ARGS="--compile" etc.)
 	$(BIN)/rnnbench speed $(ARGS)
+
+reproduce: $(STAMP) ## Keras' own run of the tutorial model beside ours, 3 seeds (installs the repro extra: Keras 3)
+	$(BIN)/python -c "import keras" 2>/dev/null || $(BIN)/python -m pip install -q -e ".[repro]"
+	KERAS_BACKEND=torch $(BIN)/rnnbench reproduce keras-seed $(ARGS)
 
 ui: $(STAMP) ## open the MLflow UI on the local store at http://127.0.0.1:5000
 	$(BIN)/rnnbench ui

@@ -10,13 +10,15 @@ from suite.experiment import Experiment
 def store_for(exp: Experiment, tracking: str | None, experiment: str | None, kind: str = ""):
     """The command's store and experiment (rnnbench-[<kind>-]<name> unless --experiment names one)."""
     from suite.runner import open_store
-    from suite.tracking import tracking_uri
+    from suite.stores import tracking_uri
 
+    exp.check_data()
     return open_store(tracking_uri(tracking, exp.stores.tracking_uri),
                       experiment or f"rnnbench-{kind + '-' if kind else ''}{exp.name}")
 
 
-def run_one(exp: Experiment, tracking: str | None = None, experiment: str | None = None, force: bool = False) -> int:
+def run_one(exp: Experiment, tracking: str | None = None, experiment: str | None = None, force: bool = False,
+            reuse_stale: bool = False) -> int:
     """Train one cell (skipped if it already finished) and print its row."""
     from suite.runner import run_matrix
     from suite.summary import table
@@ -28,7 +30,7 @@ def run_one(exp: Experiment, tracking: str | None = None, experiment: str | None
                         "(or use `rnnbench benchmark`)")
     store = store_for(exp, tracking, experiment)
     log_plan(store, exp.matrix, exp.cells)
-    (outcome,) = run_matrix(store, cells, exp.name, force=force)
+    (outcome,) = run_matrix(store, cells, exp.name, force=force, reuse_stale=reuse_stale)
     print(table([outcome]))
     if outcome.status == "FAILED":
         print(f"FAILED: {outcome.error}", file=sys.stderr)
@@ -37,13 +39,14 @@ def run_one(exp: Experiment, tracking: str | None = None, experiment: str | None
 
 
 def benchmark(exp: Experiment, tracking: str | None = None, experiment: str | None = None, shard: str | None = None,
-              tuned: bool = False, storage: str | None = None, force: bool = False) -> int:
+              tuned: bool = False, storage: str | None = None, force: bool = False, reuse_stale: bool = False) -> int:
     """Every cell of the experiment (or of one shard), with tuned parameters if asked; the table at the end."""
     from suite.cluster import parse_shard
     from suite.cluster import shard as cluster_shard
     from suite.runner import run_matrix
+    from suite.stores import tracking_uri
     from suite.summary import table
-    from suite.tracking import log_plan, tracking_uri
+    from suite.tracking import log_plan
 
     cells, spec = exp.cells, parse_shard(shard)
     if spec:
@@ -63,7 +66,7 @@ def benchmark(exp: Experiment, tracking: str | None = None, experiment: str | No
     print(f"{len(cells)} cells: {len({c.model for c in cells})} models × "
           f"{len({(c.task, c.seq_len) for c in cells})} task settings × {len({c.seed for c in cells})} seeds"
           + (" · tuned" if tuned else ""), flush=True)
-    outcomes = run_matrix(store, cells, exp.name, force=force, tags=tags)
+    outcomes = run_matrix(store, cells, exp.name, force=force, tags=tags, reuse_stale=reuse_stale)
     print(table(outcomes))
     failed = [o for o in outcomes if o.status == "FAILED"]
     skipped = sum(o.status == "SKIPPED" for o in outcomes)
@@ -71,5 +74,10 @@ def benchmark(exp: Experiment, tracking: str | None = None, experiment: str | No
           f"{len(failed)} failed")
     for o in failed:
         print(f"  FAILED {o.cell.label}: {o.error} (run {o.run_id})")
-    print(f"Browse the runs: `make ui` → http://127.0.0.1:5000 (experiment {store.experiment})")
+    if exp.raw.get("register"):  # the profile asks for each model x task's best run in the Model Registry
+        from suite.register import register
+
+        register(exp.name, [store.experiment], store.uri)
+    print(f"Browse the runs: `make ui` → http://127.0.0.1:5000/#/experiments/{store.experiment_id}"
+          f"?workflowType=machine_learning (experiment {store.experiment})")
     return 1 if failed else 0

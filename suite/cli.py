@@ -1,13 +1,12 @@
 """The `rnnbench` command: the parser, then one call a subcommand into the module that owns it.
-
-Heavy imports (torch, Lightning, MLflow) happen inside the commands, so --help and `list` stay instant.
-"""
+Heavy imports (torch, Lightning, MLflow) happen inside the commands, so --help and `list` stay instant."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
+from suite.cliargs import count, host, index, lengths, names, port, positive
 from suite.errors import UserError
 
 STORE_HELP = "MLflow store or server (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)"
@@ -17,10 +16,6 @@ SPEED_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "experiments
 class Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2, no usage dump
         raise UserError(f"{message} (see `{self.prog} --help`)")
-
-
-def _csv(text: str) -> list[str]:
-    return [t for t in text.replace(" ", ",").split(",") if t]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -33,6 +28,11 @@ def parser() -> argparse.ArgumentParser:
     source.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting, e.g. train.lr=0.003, model.hidden_size=64, task.seq_len=200")
     source.add_argument("--force", action="store_true", help="rerun cells that already finished")
+    source.add_argument("--reuse-stale", action="store_true", help="keep results whose code has changed since")
+    models = argparse.ArgumentParser(add_help=False)
+    models.add_argument("--models", type=names, help="comma-separated subset of models (default: the profile's)")
+    both = argparse.ArgumentParser(add_help=False, parents=[models])
+    both.add_argument("--tasks", type=names, help="comma-separated subset of tasks (default: the profile's)")
 
     p = Parser(prog="rnnbench", parents=[common],
                description="Benchmark recurrent architectures on long-range dependency tasks.")
@@ -41,74 +41,76 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common, source], help="train one cell: a model on a task")
     run.add_argument("--model", help="a registered model (see `rnnbench list`)")
     run.add_argument("--task", help="a registered task")
-    run.add_argument("--seed", type=int, help="seed (default: the config's first)")
-    bench = sub.add_parser("benchmark", parents=[common, source], help="every model on every task of a profile")
-    bench.add_argument("--models", type=_csv, help="comma-separated subset of models")
-    bench.add_argument("--tasks", type=_csv, help="comma-separated subset of tasks")
-    bench.add_argument("--seeds", type=int, help="number of seeds (0..N-1), overriding the profile")
+    run.add_argument("--seed", type=index, help="seed (default: the config's first)")
+    bench = sub.add_parser("benchmark", parents=[common, source, both], help="every model on every task of a profile")
+    bench.add_argument("--seeds", type=count, help="number of seeds (0..N-1), overriding the profile")
+    bench.add_argument("--inits", type=names, help="run each cell once per init scheme (all, or e.g. torch,keras)")
     bench.add_argument("--tuned", action="store_true", help="use each model x task study's best parameters")
     bench.add_argument("--storage", help="Optuna storage for --tuned (default: see `rnnbench tune --help`)")
     bench.add_argument("--shard", help="run shard i/N of the cells (0 <= i < N); under a SLURM array, its task id")
     tune = sub.add_parser("tune", parents=[common, source], help="Optuna-tune models on tasks, same budget each")
     tune.add_argument("--model", help="one model (default: every model of the profile)")
     tune.add_argument("--task", help="one task (default: every task of the profile)")
-    tune.add_argument("--trials", type=int, help="top the study up to N trials (default: the profile's tune.trials)")
-    tune.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
+    tune.add_argument("--trials", type=count, help="top the study up to N trials (default: the profile's tune.trials)")
+    tune.add_argument("--timeout", type=positive, help="stop starting trials after S seconds")
     tune.add_argument("--study", help="study name (default: <profile>-<model>-<task>-T<len>)")
     tune.add_argument("--storage", help="a SQLAlchemy URL or journal file (default: README › Tuning › Storage)")
-    tune.add_argument("--workers", type=int, default=1, help="worker processes on the study (one GPU each)")
+    tune.add_argument("--workers", type=count, default=1, help="worker processes on the study (one GPU each)")
     tune.add_argument("--pruner", choices=("median", "hyperband", "none"), help="override the profile's tune.pruner")
     tune.add_argument("--space", help="a search-space YAML (default: the model's own search_space)")
     tune.add_argument("--parent-run", help=argparse.SUPPRESS)  # set for worker processes
-    tune.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
-    hz = sub.add_parser("horizon", parents=[common, source], help="length sweep: each model's dependency horizon")
+    tune.add_argument("--worker-index", type=index, default=0, help=argparse.SUPPRESS)
+    hz = sub.add_parser("horizon", parents=[common, source, models], help="length sweep: each model's horizon")
     hz.add_argument("--task", required=True, help="a registered task with a length, e.g. copy or adding")
-    hz.add_argument("--models", type=_csv, help="comma-separated subset of models")
-    hz.add_argument("--lengths", type=_csv, help="the ladder, e.g. 50,100,200 (default: the profile's horizon:)")
-    hz.add_argument("--seeds", type=int, help="seeds a length (default: the profile's)")
+    hz.add_argument("--lengths", type=lengths, help="the ladder, e.g. 50,100,200 (default: the profile's horizon:)")
+    hz.add_argument("--seeds", type=count, help="seeds a length (default: the profile's)")
     budget = hz.add_mutually_exclusive_group()
-    budget.add_argument("--budget-steps", type=int, help="optimizer steps a run, the same for every model")
-    budget.add_argument("--budget-minutes", type=float, help="wall-clock minutes a run")
-    gf = sub.add_parser("gradflow", parents=[common, source], help="‖∂L/∂h_t‖ per step, at init and trained")
+    budget.add_argument("--budget-steps", type=count, help="optimizer steps a run, the same for every model")
+    budget.add_argument("--budget-minutes", type=positive, help="wall-clock minutes a run")
+    gf = sub.add_parser("gradflow", parents=[common, source, models], help="‖∂L/∂h_t‖ per step, at init and trained")
     gf.add_argument("--task", required=True, help="a registered task")
-    gf.add_argument("--models", type=_csv, help="comma-separated subset of models (default: all of the profile)")
     gf.add_argument("--checkpoint", help="an MLflow run id whose model.pt to measure (one model)")
-    speed = sub.add_parser("speed", parents=[common, source], help="suite vs hand-written PyTorch training speed")
+    speed = sub.add_parser("speed", parents=[common, source, both], help="suite vs hand-written PyTorch training speed")
     speed.set_defaults(config=None, profile="auto")
-    speed.add_argument("--models", type=_csv, help="comma-separated subset of models")
-    speed.add_argument("--tasks", type=_csv, help="comma-separated subset of tasks")
     speed.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
-    speed.add_argument("--repeats", type=int, default=5, help="interleaved repeats; medians are reported (default 5)")
-    speed.add_argument("--steps", type=int, help="timed steps a measurement (default: sized to ~1 s)")
+    speed.add_argument("--repeats", type=count, default=5, help="interleaved repeats; medians are reported (default 5)")
+    speed.add_argument("--steps", type=count, help="timed steps a measurement (default: sized to ~1 s)")
     speed.add_argument("--compile", action="store_true", help="also time the raw loop under torch.compile")
-    rep = sub.add_parser("report", help="static HTML pages, summary.md and leaderboard.csv from the MLflow store")
-    rep.add_argument("--tracking-uri", default=argparse.SUPPRESS, help=STORE_HELP)
-    rep.add_argument("--experiment", action="append", default=argparse.SUPPRESS,
-                     help="an experiment to report, repeatable (default: rnnbench-<profile> and its companions)")
-    rep.add_argument("--profile", default="auto", help="names the default experiment (auto: full with CUDA, else cpu)")
+    speed.add_argument("--system-metrics", action="store_true", help="also time the suite while MLflow samples them")
+    reading = argparse.ArgumentParser(add_help=False)
+    reading.add_argument("--tracking-uri", default=argparse.SUPPRESS, help=STORE_HELP)
+    reading.add_argument("--experiment", action="append", default=argparse.SUPPRESS,
+                         help="an experiment to read, repeatable (default: rnnbench-<profile> and its companions)")
+    reading.add_argument("--profile", default="auto", help="names the default experiment (auto: the newest results)")
+    rep = sub.add_parser("report", parents=[reading], help="static HTML pages, summary.md and leaderboard.csv")
     rep.add_argument("--out", help="site folder (default: reports/<first experiment>/)")
     rep.add_argument("--mlflow-ui", metavar="URL", help="where run links point ('' for none; default: the UI)")
+    rp = sub.add_parser("reproduce", parents=[common], help="a reference result beside ours, same data and seeds")
+    rp.add_argument("name", help="a reproduction, e.g. keras-seed (see README › Reproductions)")
+    rp.add_argument("--seeds", type=count, default=3, help="seeds 0..N-1 on both sides (default 3)")
+    rp.add_argument("--epochs", type=count, help="override the epochs of both sides (a quick check)")
+    rp.add_argument("--force", action="store_true", help="rerun our cells that already finished")
+    sub.add_parser("register", parents=[reading], help="each model x task's best run in the Model Registry")
     slurm = sub.add_parser("slurm", parents=[common], help="write (and --submit) an sbatch array for benchmark or tune")
     slurm.add_argument("what", choices=("benchmark", "tune"))
     slurm.add_argument("--profile", default="full", help="the profile the jobs run (default: full)")
     slurm.add_argument("--config", help="an experiment YAML instead of a profile")
-    slurm.add_argument("--array", type=int, default=4, help="array tasks: shards of the matrix, or tuning workers")
-    slurm.add_argument("--gpus-per-job", type=int, default=1, help="GPUs an array task (0: CPU jobs)")
-    slurm.add_argument("--cpus-per-task", type=int, default=4)
+    slurm.add_argument("--array", type=count, default=4, help="array tasks: shards of the matrix, or tuning workers")
+    slurm.add_argument("--gpus-per-job", type=index, default=1, help="GPUs an array task (0: CPU jobs)")
+    slurm.add_argument("--cpus-per-task", type=count, default=4)
     slurm.add_argument("--partition", help="SLURM partition")
     slurm.add_argument("--time", default="04:00:00", help="time limit of each task, [D-]HH:MM:SS")
     slurm.add_argument("--out", help="script path (default: slurm/<what>-<profile>.sbatch)")
     slurm.add_argument("--submit", action="store_true", help="also submit it with sbatch")
     slurm.add_argument("--extra", default="", help='more arguments for each task\'s command, e.g. --extra="--seeds 3"')
-    server = sub.add_parser("server", parents=[common], help="an MLflow tracking server (default: on the local store)")
+    listen = argparse.ArgumentParser(add_help=False)
+    listen.add_argument("--host", type=host, default="127.0.0.1", help="address to bind (default: this machine only)")
+    listen.add_argument("--port", type=port, default=5000)
+    server = sub.add_parser("server", parents=[common, listen], help="an MLflow tracking server on a store")
     server.add_argument("--backend", help="e.g. postgresql://USER:PASSWORD@HOST/mlflow (default: sqlite:///mlflow.db)")
     server.add_argument("--artifacts", default="mlartifacts", help="artifact folder the server keeps")
-    server.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    server.add_argument("--port", type=int, default=5000)
-    server.add_argument("--workers", type=int, default=4, help="server processes (default 4)")
-    ui = sub.add_parser("ui", parents=[common], help="the MLflow UI on the store")
-    ui.add_argument("--host", default="127.0.0.1")
-    ui.add_argument("--port", type=int, default=5000)
+    server.add_argument("--workers", type=count, default=4, help="server processes (default 4)")
+    sub.add_parser("ui", parents=[common, listen], help="the MLflow UI on the store")
     return p
 
 
@@ -140,6 +142,11 @@ def _flag(a, name):
     return getattr(a, name, None)
 
 
+def _names(a):
+    names = _flag(a, "experiment")
+    return [names] if isinstance(names, str) else names  # `rnnbench --experiment E report` gives one string
+
+
 def _experiment(a, **narrow):
     from suite.experiment import load_experiment
 
@@ -147,37 +154,28 @@ def _experiment(a, **narrow):
 
 
 def cmd_list(a) -> int:
-    from suite.experiment import PROFILES
-    from suite.models import MODELS
-    from tasks import TASKS
-
-    print("models:  ", ", ".join(MODELS))
-    print("tasks:   ", ", ".join(f"{n} ({t.output_kind})" for n, t in TASKS.items()))
-    print("profiles:", ", ".join(("auto", *PROFILES)))
+    from suite.experiment import listing
+    print(listing())
     return 0
 
 
 def cmd_run(a) -> int:
     from suite.benchmark import run_one
-
     exp = _experiment(a, models=[a.model] if a.model else None, tasks=[a.task] if a.task else None,
                       seeds=[a.seed] if a.seed is not None else None)
-    return run_one(exp, _flag(a, "tracking_uri"), _flag(a, "experiment"), force=a.force)
+    return run_one(exp, _flag(a, "tracking_uri"), _flag(a, "experiment"), force=a.force, reuse_stale=a.reuse_stale)
 
 
 def cmd_benchmark(a) -> int:
     from suite.benchmark import benchmark
-
-    if a.seeds is not None and a.seeds < 1:
-        raise UserError("--seeds: needs at least 1")
-    exp = _experiment(a, models=a.models, tasks=a.tasks, seeds=range(a.seeds) if a.seeds is not None else None)
+    exp = _experiment(a, models=a.models, tasks=a.tasks, seeds=range(a.seeds) if a.seeds is not None else None,
+                      inits=a.inits)
     return benchmark(exp, _flag(a, "tracking_uri"), _flag(a, "experiment"), shard=a.shard, tuned=a.tuned,
-                     storage=a.storage, force=a.force)
+                     storage=a.storage, force=a.force, reuse_stale=a.reuse_stale)
 
 
 def cmd_tune(a) -> int:
     from suite.tuning.study import tune
-
     exp = _experiment(a, models=[a.model] if a.model else None, tasks=[a.task] if a.task else None)
     return tune(exp, _flag(a, "tracking_uri"), _flag(a, "experiment"), study=a.study, storage=a.storage,
                 trials=a.trials, timeout=a.timeout, workers=a.workers, pruner=a.pruner, space=a.space,
@@ -186,17 +184,15 @@ def cmd_tune(a) -> int:
 
 def cmd_horizon(a) -> int:
     from suite.studies.horizon import sweep
-
     exp = _experiment(a, models=a.models, tasks=[a.task])
     return sweep(exp, a.task, a.lengths, a.seeds, a.budget_steps, a.budget_minutes, _flag(a, "tracking_uri"),
-                 _flag(a, "experiment"), force=a.force)
+                 _flag(a, "experiment"), force=a.force, reuse_stale=a.reuse_stale)
 
 
 def cmd_gradflow(a) -> int:
     from suite.studies.gradflow import gradflow
-
     exp = _experiment(a, models=a.models, tasks=[a.task])
-    return gradflow(exp, a.task, a.checkpoint, _flag(a, "tracking_uri"), _flag(a, "experiment"))
+    return gradflow(exp, a.task, a.checkpoint, _flag(a, "tracking_uri"), _flag(a, "experiment"), a.reuse_stale)
 
 
 def cmd_speed(a) -> int:
@@ -206,21 +202,28 @@ def cmd_speed(a) -> int:
     config = a.config or (str(SPEED_CONFIG) if a.profile == "auto" else None)
     sets = [*a.set, *([f"train.device={a.device}"] if a.device else [])]
     exp = load_experiment(a.profile, config, sets, models=a.models, tasks=a.tasks)
-    return speed(exp, a.repeats, a.steps, a.compile, _flag(a, "tracking_uri"), _flag(a, "experiment"))
+    return speed(exp, a.repeats, a.steps, a.compile, _flag(a, "tracking_uri"), _flag(a, "experiment"), a.system_metrics)
 
 
 def cmd_report(a) -> int:
     from suite.report import report
+    return report(a.profile, _names(a), _flag(a, "tracking_uri"), a.out, a.mlflow_ui)
 
-    names = _flag(a, "experiment")
-    names = [names] if isinstance(names, str) else names  # `rnnbench --experiment E report` gives one string
-    return report(a.profile, names, _flag(a, "tracking_uri"), a.out, a.mlflow_ui)
+
+def cmd_reproduce(a) -> int:
+    from suite.studies.reproduce import reproduce
+    return reproduce(a.name, a.seeds, a.epochs, _flag(a, "tracking_uri"), _flag(a, "experiment"), force=a.force)
+
+
+def cmd_register(a) -> int:
+    from suite.register import register
+    return register(a.profile, _names(a), _flag(a, "tracking_uri"))
 
 
 def cmd_slurm(a) -> int:
     from suite.cluster import slurm
     from suite.experiment import load_experiment
-    from suite.tracking import tracking_uri
+    from suite.stores import tracking_uri
     from suite.tuning.storage import storage_url
 
     exp = load_experiment(a.profile, a.config, announce=None)
@@ -231,17 +234,16 @@ def cmd_slurm(a) -> int:
 
 def cmd_server(a) -> int:
     from suite.server import server
-
     return server(a.backend, a.artifacts, a.host, a.port, a.workers)
 
 
 def cmd_ui(a) -> int:
     from suite.server import ui
-    from suite.tracking import tracking_uri
+    from suite.stores import tracking_uri
 
     return ui(tracking_uri(_flag(a, "tracking_uri")), a.host, a.port)
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "benchmark": cmd_benchmark, "tune": cmd_tune, "horizon": cmd_horizon,
-            "gradflow": cmd_gradflow, "speed": cmd_speed, "report": cmd_report, "slurm": cmd_slurm,
-            "server": cmd_server, "ui": cmd_ui}
+            "gradflow": cmd_gradflow, "speed": cmd_speed, "report": cmd_report, "reproduce": cmd_reproduce,
+            "register": cmd_register, "slurm": cmd_slurm, "server": cmd_server, "ui": cmd_ui}

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from suite.errors import UserError
 
+WORKER, HEARTBEAT = "rnnbench.worker", "rnnbench.heartbeat"  # bookkeeping tags, grouped apart on the run page
+
 
 def heartbeat_s() -> float:
     """How often a live run says so ($RNNBENCH_HEARTBEAT_S, default 60); one silent for 5 beats is stale."""
@@ -55,13 +57,13 @@ class Heartbeat:
     def __init__(self, client, run_id: str, announce: bool = True):
         self.client, self.run_id, self.stop, self.every = client, run_id, threading.Event(), heartbeat_s()
         if announce:  # False when the run was created with both tags already
-            self.client.set_tag(run_id, "worker", worker_id())
+            self.client.set_tag(run_id, WORKER, worker_id())
             self.beat()
         self.thread = threading.Thread(target=self._loop, daemon=True, name=f"heartbeat-{run_id[:8]}")
         self.thread.start()
 
     def beat(self):
-        self.client.set_tag(self.run_id, "heartbeat", str(int(time.time())))
+        self.client.set_tag(self.run_id, HEARTBEAT, str(int(time.time())))
 
     def _loop(self):
         while not self.stop.wait(self.every):
@@ -76,10 +78,14 @@ class Heartbeat:
 
 def stale_reason(run, now: float | None = None) -> str | None:
     """Why a RUNNING run is stale, or None while its worker may still be alive."""
-    tags = run.data.tags
-    if worker_dead(tags.get("worker")):
-        return f"its worker {tags['worker']} is gone"
-    beat = float(tags.get("heartbeat", run.info.start_time / 1000))
+    return stale_from(run.data.tags, run.info.start_time, now)
+
+
+def stale_from(tags: dict, start_ms: int, now: float | None = None) -> str | None:
+    """stale_reason from a run's tags and start time (ms), however the run was read."""
+    if worker_dead(tags.get(WORKER)):
+        return f"its worker {tags[WORKER]} is gone"
+    beat = float(tags.get(HEARTBEAT, start_ms / 1000))
     silent = (now or time.time()) - beat
     return f"no heartbeat for {silent:.0f} s" if silent > 5 * heartbeat_s() else None
 
@@ -121,23 +127,25 @@ def shard(cells: list, spec: tuple[int, int] | None) -> list:
     return cells if spec is None else cells[spec[0]::spec[1]]
 
 
-def claim(client, experiment_id: str, run_id: str, config_hash: str) -> str | None:
+def claim(client, experiment_id: str, run_id: str, config_hash: str, fingerprint: str) -> str | None:
     """After starting `run` for a cell: None if it is ours, else why another worker has it.
 
     Two workers may start the same cell at once (overlapping shards, a requeue); the run started
-    first (then the smaller id) keeps it, the other backs off. Finished runs always win.
+    first (then the smaller id) keeps it, the other backs off. Finished runs always win. Runs of the same
+    settings with other code (another code_fingerprint) are another cell.
     """
     run = client.get_run(run_id)
     runs = client.search_runs([experiment_id], f"tags.config_hash = '{config_hash}'", max_results=1000)
     me = (run.info.start_time, run.info.run_id)
     for other in runs:
         if other.info.run_id == run_id or other.info.status not in ("RUNNING", "FINISHED") or \
-                other.data.tags.get("rnnbench_role") == "trial":  # a tuning trial of the same settings is no cell
+                other.data.tags.get("rnnbench_role") == "trial" or \
+                other.data.tags.get("code_fingerprint", "") != fingerprint:  # a trial, or other code: no cell of ours
             continue
         if other.info.status == "FINISHED":
             return f"finished meanwhile in run {other.info.run_id}"
         if (other.info.start_time, other.info.run_id) < me and stale_reason(other) is None:
-            return f"running in run {other.info.run_id} ({other.data.tags.get('worker', '?')})"
+            return f"running in run {other.info.run_id} ({other.data.tags.get(WORKER, '?')})"
     return None
 
 
@@ -210,5 +218,7 @@ def slurm(what: str, origin: list[str], name: str, uri: str, storage: str, array
     done = subprocess.run(["sbatch", "--parsable", str(path)], capture_output=True, text=True)
     if done.returncode:
         raise UserError(f"--submit: sbatch failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
-    print(f"submitted job {done.stdout.strip()}; watch it in the MLflow UI at {uri.split('@')[-1]}")
+    from suite.stores import redact
+
+    print(f"submitted job {done.stdout.strip()}; watch it in the MLflow UI at {redact(uri)}")
     return 0

@@ -17,7 +17,7 @@ from suite.models import MODELS, ModelConfig
 from suite.schema import STRICT, NonNegFloat, NonNegInt, PosFloat, PosInt
 from tasks import TASKS
 
-UNHASHED = ("checkpoint_minutes",)  # train settings that do not change a run's result
+UNHASHED = ("checkpoint_minutes", "system_metrics")  # train settings that do not change a run's result
 
 
 @dataclass(config=STRICT)
@@ -41,6 +41,7 @@ class TrainConfig:
     max_minutes: PosFloat | None = None  # wall-clock budget a run (None: epochs decide)
     gradflow: bool = False  # record ‖∂L/∂h_t‖ per step at initialisation and after training
     checkpoint_minutes: PosFloat | None = 10.0  # save a resumable checkpoint to the run this often (None: never)
+    system_metrics: bool = True  # CPU/GPU use and memory every 10 s, MLflow's own system/* metrics
 
 
 @dataclass(config=STRICT)
@@ -107,8 +108,22 @@ class Cell:
         return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
+    def code_fingerprint(self) -> str:
+        """The code the cell's result depends on (suite/fingerprint.py): with config_hash, what "finished" means."""
+        from suite.fingerprint import code_fingerprint
+
+        return code_fingerprint(self.model, self.task)
+
+    @property
+    def model_label(self) -> str:
+        """The model, and its init scheme when that is not the model's default."""
+        init = getattr(self.model_cfg, "init", None)
+        default = {f.name: f.default for f in dataclasses.fields(type(self.model_cfg))}.get("init")
+        return f"{self.model} · {init}" if init != default else self.model
+
+    @property
     def label(self) -> str:
-        return f"{self.model} · {self.task} T={self.seq_len} · seed {self.seed}"
+        return f"{self.model_label} · {self.task} T={self.seq_len} · seed {self.seed}"
 
 
 def cell_from_resolved(resolved: dict) -> Cell:

@@ -32,6 +32,10 @@ class Batches:
     def __len__(self):
         return self.steps
 
+    def tensors(self):
+        """The whole set (x, y)."""
+        return self.x, self.y
+
     def __iter__(self):
         if self.generator is None:
             for i in range(self.steps):

@@ -16,17 +16,9 @@ import math
 import tempfile
 
 
-def log_model(client, run_id: str, net):
-    """The trained network's weights as model.pt (load with torch.load(..., weights_only=True))."""
-    import torch
-
-    with tempfile.TemporaryDirectory() as tmp:
-        torch.save(net.state_dict(), f"{tmp}/model.pt")
-        client.log_artifact(run_id, f"{tmp}/model.pt")
-
-
-def record_attention(client, run_id: str, backbone, test, title: str, n: int = 4):
-    """attention.npy (n test sequences, T x T) and attention.png, for a backbone with attention_weights."""
+def record_attention(client, run_id: str, backbone, test, title: str, task=None, n: int = 3, window: int = 96):
+    """attention.npy (n test sequences, T x T) and attention.png, for a backbone with attention_weights: a colour
+    bar, the task's key steps marked (dotted), and for long sequences the last `window` outputs over every step."""
     if not hasattr(backbone, "attention_weights"):
         return
     import matplotlib
@@ -37,15 +29,23 @@ def record_attention(client, run_id: str, backbone, test, title: str, n: int = 4
 
     x, _ = next(iter(test))
     maps = backbone.attention_weights(x[:n]).float().cpu().numpy()
-    fig, axes = plt.subplots(1, len(maps), figsize=(3.2 * len(maps), 3.2), squeeze=False)
-    for i, (ax, m) in enumerate(zip(axes[0], maps, strict=True)):
-        ax.imshow(m, cmap="viridis", aspect="auto", interpolation="nearest")
+    keys = task.key_steps(x[:n]) if task is not None else [[] for _ in maps]
+    T = maps.shape[-1]
+    first = max(0, T - window)  # the last outputs: the ones a last-step or recall task is scored on
+    fig, axes = plt.subplots(1, len(maps), figsize=(3.6 * len(maps), 3.4), squeeze=False)
+    for i, (ax, m, marks) in enumerate(zip(axes[0], maps, keys, strict=True)):
+        image = ax.imshow(m[first:], cmap="viridis", aspect="auto", interpolation="nearest",
+                          extent=(-0.5, T - 0.5, T - 0.5, first - 0.5))
+        for step in marks:
+            ax.axvline(step, color="white", linestyle=":", linewidth=0.8)
         ax.set(title=f"sequence {i}", xlabel="attended step", ylabel="output step" if i == 0 else None)
-    fig.suptitle(f"attention: {title}")
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="weight" if i == len(maps) - 1 else None)
+    shown = f", outputs {first}–{T - 1}" if first else ""
+    fig.suptitle(f"attention: {title}{shown}; dotted: the steps to remember", fontsize=9)
     fig.tight_layout()
     with tempfile.TemporaryDirectory() as tmp:
         np.save(f"{tmp}/attention.npy", maps)
-        fig.savefig(f"{tmp}/attention.png")
+        fig.savefig(f"{tmp}/attention.png", dpi=110)
         client.log_artifact(run_id, f"{tmp}/attention.npy")
         client.log_artifact(run_id, f"{tmp}/attention.png")
     plt.close(fig)
@@ -126,12 +126,14 @@ def plot_gradflow(curves: dict[str, list[float]], title: str, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
     for name, norms in curves.items():
         T = len(norms)
-        ax.plot([T - 1 - t for t in range(T)], norms, label=name)
+        ax.plot([T - 1 - t for t in range(T)], norms, "--" if name.endswith("init") else "-", label=name)
     ax.set(yscale="log", xlabel="steps from the loss", ylabel="‖∂L/∂h_t‖ (batch mean)", title=title)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.legend()
     fig.tight_layout()
     fig.savefig(path)

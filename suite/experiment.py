@@ -9,16 +9,16 @@ import dataclasses
 import json
 from pathlib import Path
 
-import yaml
-
 from suite.config import Cell, HorizonConfig, StoresConfig, TrainConfig, TuneConfig, build, horizon_config, model_config
 from suite.errors import UserError
 from suite.models import MODELS
+from suite.yamlio import parse_yaml, read_yaml
 from tasks import TASKS
+from tasks.base import TEST_SEED, VAL_SEED
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PROFILES = ("smoke", "cpu", "full")
-TOP_KEYS = ("models", "seeds", "model", "train", "tasks", "tune", "horizon", "stores")
+TOP_KEYS = ("models", "seeds", "model", "train", "tasks", "tune", "horizon", "stores", "register")
 
 
 @dataclasses.dataclass
@@ -35,6 +35,15 @@ class Experiment:
     horizon: HorizonConfig
     matrix: list[Cell]  # every cell of the file's matrix, before --set and the choice of models/tasks/seeds
 
+    def check_data(self):
+        """Every task's data can be had: a missing or corrupt MNIST path is found before any run exists."""
+        seen = set()
+        for cell in self.cells:
+            key = (cell.task, json.dumps(dataclasses.asdict(cell.task_cfg), sort_keys=True))
+            if key not in seen:
+                seen.add(key)
+                cell.make_task().check()
+
     def first_seed(self) -> list[Cell]:
         """The cells of the first seed only (tuning, gradient flow and speed measure one seed)."""
         return [c for c in self.cells if c.seed == self.cells[0].seed]
@@ -42,8 +51,9 @@ class Experiment:
 
 
 def load_experiment(profile: str | None = "auto", config: str | None = None, sets=(), models=None, tasks=None,
-                    seeds=None, announce=print) -> Experiment:
-    """The experiment of a profile or YAML file with --set overrides, narrowed to models/tasks/seeds if given."""
+                    seeds=None, inits=None, announce=print) -> Experiment:
+    """The experiment of a profile or YAML file with --set overrides, narrowed to models/tasks/seeds if given;
+    `inits` ("all" or scheme names) runs each cell once per initialisation scheme its model supports."""
     if announce and not config and (profile or "auto") == "auto":
         name = resolve_profile("auto")
         announce(f"profile auto → {name} ({'CUDA found' if name == 'full' else 'no CUDA device'})")
@@ -51,6 +61,8 @@ def load_experiment(profile: str | None = "auto", config: str | None = None, set
     chosen = dict(raw)
     if seeds is not None:
         chosen["seeds"] = list(seeds)
+        if not chosen["seeds"]:
+            raise UserError("--seeds: needs at least 1")
     if models:
         chosen["models"] = list(models)
     if tasks:
@@ -58,6 +70,8 @@ def load_experiment(profile: str | None = "auto", config: str | None = None, set
         chosen["tasks"] = {t: known.get(t) or {} for t in tasks}
     chosen = apply_sets(chosen, list(sets))
     cells = plan(chosen, source)
+    if inits:
+        cells = with_inits(cells, inits, source)
     whole = plan(raw, source)  # the matrix as the file defines it, which the options choose from
     origin = ["--config", config] if config else ["--profile", name]
     for item in sets:
@@ -65,6 +79,13 @@ def load_experiment(profile: str | None = "auto", config: str | None = None, set
     return Experiment(name, source, origin, chosen, cells, build_section(StoresConfig, chosen, "stores", source),
                       build_section(TuneConfig, chosen, "tune", source),
                       horizon_config(_section(chosen.get("horizon"), "horizon", source), source), whole)
+
+
+def listing() -> str:
+    """What `rnnbench list` prints: the registered models and tasks, and the profiles."""
+    return "\n".join([f"models:   {', '.join(MODELS)}",
+                      f"tasks:    {', '.join(f'{n} ({t.output_kind})' for n, t in TASKS.items())}",
+                      f"profiles: {', '.join(('auto', *PROFILES))}"])
 
 
 def resolve_profile(name: str) -> str:
@@ -86,14 +107,9 @@ def load_raw(profile: str | None = None, config: str | None = None) -> tuple[dic
         if name not in PROFILES:
             raise UserError(f"--profile: unknown profile '{name}'; choose one of auto, {', '.join(PROFILES)}")
         path = CONFIGS / "profiles" / f"{name}.yaml"
-    if not path.is_file():
-        raise UserError(f"--config: {path} not found")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path}:{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    data = read_yaml(path)
+    if data is None or data == {}:
+        raise UserError(f"{path}: empty; an experiment names at least its tasks or models (see configs/profiles/)")
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of settings at the top level")
     return data, name, str(path)
@@ -104,9 +120,11 @@ def apply_sets(raw: dict, sets: list[str]) -> dict:
     raw = json.loads(json.dumps(raw))  # a deep copy
     for item in sets:
         key, eq, text = item.partition("=")
-        if not eq or not key:
+        if not eq or not key or any(not part for part in key.split(".")):
             raise UserError(f"--set: '{item}' is not key=value (e.g. --set train.lr=0.003)")
-        value = yaml.safe_load(text)
+        if not text.strip():
+            raise UserError(f"--set: {key} has no value; write it out (e.g. {key}=null to unset it)")
+        value = parse_yaml(text, f"--set {key}")
         head, *rest = key.split(".")
         if head == "task":
             raw["tasks"] = {t: entry or {} for t, entry in (raw.get("tasks") or dict.fromkeys(TASKS)).items()}
@@ -132,11 +150,17 @@ def plan(raw: dict, source: str = "config") -> list[Cell]:
     if isinstance(models, str):
         models = [models]
     for m in _list(models, "models", source):
-        if m not in MODELS:
+        if not isinstance(m, str) or m not in MODELS:
             raise UserError(f"{source}: models: unknown model '{m}'; known: {', '.join(MODELS)}")
+    if not isinstance(raw.get("register", False), bool):
+        raise UserError(f"{source}: register: expected true or false (got {raw['register']!r})")
     seeds = _list(raw.get("seeds", [0]), "seeds", source)
     if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         raise UserError(f"{source}: seeds: expected a list of non-negative integers (got {seeds})")
+    for seed in set(seeds) & {VAL_SEED, TEST_SEED}:
+        which = "validation" if seed == VAL_SEED else "test"
+        raise UserError(f"{source}: seeds: {seed} draws the {which} sets, so that run would train on them; "
+                        f"choose another seed (not {VAL_SEED} or {TEST_SEED})")
     tasks = raw.get("tasks") or {t: {} for t in TASKS}
     if not isinstance(tasks, dict):
         raise UserError(f"{source}: tasks: expected a mapping of task name to settings")
@@ -151,6 +175,8 @@ def plan(raw: dict, source: str = "config") -> list[Cell]:
                      **_section(entry.pop("train", None), f"{where}.train", source)}
         model_cfgs = {m: model_config(m, model_raw, "model", source) for m in models}
         train = build(TrainConfig, train_raw, "train", source)
+        if train.device == "cuda" and not _cuda():
+            raise UserError(f"{source}: train.device: cuda asked for but no CUDA device is visible; use auto or cpu")
         lengths = entry.pop("seq_len", None)
         for seq_len in lengths if isinstance(lengths, list) else [lengths]:
             settings = entry if seq_len is None else {**entry, "seq_len": seq_len}
@@ -158,10 +184,48 @@ def plan(raw: dict, source: str = "config") -> list[Cell]:
             if train.eval_seq_lens and not TASKS[task_name].has_length():
                 raise UserError(f"{source}: train.eval_seq_lens: {task_name} has a fixed length; use it with a task "
                                 "that has a seq_len")
+            task = TASKS[task_name](task_cfg)
+            for m in models:  # an infeasible param_budget is found now, before any run exists
+                _sized(m, model_cfgs[m], task.input_size, task.n_outputs)
             cells += [Cell(m, task_name, s, model_cfgs[m], task_cfg, train) for s in seeds for m in models]
     if not cells:
         raise UserError(f"{source}: nothing to run (no models, tasks or seeds)")
     return cells
+
+
+def with_inits(cells: list[Cell], inits, source: str) -> list[Cell]:
+    """Each cell once per scheme in `inits` ("all": every scheme) that its model supports."""
+    from suite.models import init_schemes
+    from suite.models.init import SCHEMES
+
+    wanted = list(SCHEMES) if inits == "all" or inits == ["all"] else list(inits)
+    for scheme in wanted:
+        if scheme not in SCHEMES:
+            raise UserError(f"--inits: unknown scheme '{scheme}'; known: all, {', '.join(SCHEMES)}")
+    out = [dataclasses.replace(c, model_cfg=dataclasses.replace(c.model_cfg, init=s))
+           for c in cells for s in wanted if s in init_schemes(c.model)]
+    if not out:
+        raise UserError(f"--inits: none of the models supports {', '.join(wanted)}")
+    return out
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _sized(model: str, cfg, input_size: int, n_outputs: int):
+    from suite.models import resolve
+
+    if cfg.param_budget is not None:
+        key = (model, json.dumps(dataclasses.asdict(cfg) | {"init": None}, sort_keys=True), input_size, n_outputs)
+        if key not in _SIZED:
+            _SIZED[key] = resolve(model, cfg, input_size, n_outputs).hidden_size
+    return cfg
+
+
+_SIZED: dict = {}  # param_budget solved once a process per model, settings and task shape
 
 
 def build_section(cls, raw: dict, key: str, source: str):

@@ -26,7 +26,8 @@ class SeqModule(FastHookNames, pl.LightningModule):
         super().__init__()
         self.automatic_optimization = False
         self.kind, self.scored = task.kind, task.scored_steps
-        self.net = Network(model, cfg, task.input_size, task.n_outputs, every_step=self.kind.every_step)
+        self.net = Network(model, cfg, task.input_size, task.n_outputs, every_step=self.kind.every_step,
+                           steps=task.input_steps)
         self.train_cfg = train
         self.metric = self.kind.metric
         self.sums: dict[str, torch.Tensor] = {}  # on the device

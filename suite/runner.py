@@ -1,6 +1,7 @@
 """Cells as MLflow runs: one cell, a matrix of them (skipped, claimed, resumed), and the run/benchmark commands."""
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,8 @@ class Outcome:
 
 def open_store(tracking_uri: str, experiment: str) -> Store:
     """Connect to the store and the experiment (say which), with torch set up for training."""
-    from suite.tracking import connect, redact
+    from suite.stores import redact
+    from suite.tracking import connect
     from suite.train import init_torch
 
     init_torch()
@@ -73,14 +75,16 @@ def run_scope(store, cell, profile, device, role, name, tags, resume):
     variant = {"variant": cell.variant} if cell.variant else {}
     return cell_run(store, name, {
         ROLE: role, "model": cell.model, "task": cell.task, "seq_len": str(cell.seq_len), **variant,
-        "seed": str(cell.seed), "profile": profile, "config_hash": cell.config_hash, "git_sha": git_sha(),
-        "device": device, **environment(), **(tags or {})}, resume)
+        "init": getattr(cell.model_cfg, "init", "torch"),
+        "seed": str(cell.seed), "profile": profile, "config_hash": cell.config_hash,
+        "code_fingerprint": cell.code_fingerprint, "git_sha": git_sha(), "device": device, **environment(),
+        **(tags or {})}, resume)
 
 
 def _claimed(store, run, cell) -> str | None:
     from suite.cluster import claim
 
-    return claim(store.client, store.experiment_id, run.id, cell.config_hash)
+    return claim(store.client, store.experiment_id, run.id, cell.config_hash, cell.code_fingerprint)
 
 
 def _train(store, run, cell, device, callbacks, progress, resume, exclusive):
@@ -99,14 +103,16 @@ def _train(store, run, cell, device, callbacks, progress, resume, exclusive):
         resolved = cell.resolved()
         resolved["model"]["hidden_size"] = training.module.net.head.in_features  # solved from param_budget
         client.set_tag(run.id, "data_source", task.describe()["data_source"])
+        client.set_tag(run.id, "test_set_sha", training.test_set_sha)  # the same on every device
         client.set_tag(run.id, "precision", precision_for(cell, device))
         client.log_batch(run.id, params=[_param(k, v) for k, v in (
             flatten(resolved) | {f"task.{k}": str(v) for k, v in task.describe().items()}).items()])
         client.log_dict(run.id, resolved, "config.yaml")
+        client.log_inputs(run.id, datasets=_datasets(cell, task, training))
     extra = [MlflowEpochMetrics(client, run.id), *(callbacks or [])]
     if exclusive and cell.train.checkpoint_minutes:
         extra.append(Checkpointer(client, run.id, cell.train.checkpoint_minutes, training.train.generator))
-    with tempfile.TemporaryDirectory(prefix="rnnbench-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="rnnbench-") as scratch, system_metrics(store, run, cell, resume):
         ckpt = client.download_artifacts(run.id, "checkpoint/last.ckpt", scratch) if resume is not None else None
         try:
             training.fit(extra, progress, ckpt)
@@ -119,9 +125,31 @@ def _train(store, run, cell, device, callbacks, progress, resume, exclusive):
     return training
 
 
+@contextlib.contextmanager
+def system_metrics(store, run, cell, resume):
+    """MLflow's own system metrics (system/cpu_utilization_percentage, memory, GPU) while the cell trains, every
+    10 s: cheap enough not to show in samples/s (`rnnbench speed --system-metrics` measures it)."""
+    if not cell.train.system_metrics:
+        yield
+        return
+    import logging
+
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.ERROR)  # "started monitoring" on every run
+    monitor = SystemMetricsMonitor(run.id, sampling_interval=10, resume_logging=resume is not None,
+                                   tracking_uri=store.uri)
+    monitor.start()
+    try:
+        yield
+    finally:
+        monitor.finish()
+
+
 def _record(store, run, cell, training) -> dict:
     """Test metrics and the diagnostics the backbone offers, onto the run."""
-    from suite.diagnostics import log_model, record_attention, record_gradflow
+    from suite.diagnostics import record_attention, record_gradflow
+    from suite.logged_model import log_model
     from suite.tracking import log_metrics
 
     metrics = training.evaluate()
@@ -129,10 +157,24 @@ def _record(store, run, cell, training) -> dict:
     if training.initial is not None:
         metrics |= record_gradflow(store.client, run.id, training.module, training.initial, training.task,
                                    training.test, cell.label)
-    record_attention(store.client, run.id, net.backbone, training.test, cell.label)
-    log_model(store.client, run.id, net)
+    record_attention(store.client, run.id, net.backbone, training.test, cell.label, training.task)
+    log_model(store.client, run.id, net, next(iter(training.test))[0])
     log_metrics(store.client, run.id, metrics)
     return metrics
+
+
+def _datasets(cell, task, training) -> list:
+    """The run's data as MLflow dataset inputs (the runs table's Dataset column): name, digest and source."""
+    import json
+
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    facts = task.describe()
+    name = f"{cell.task} T={cell.seq_len} (generated)" if facts["data_source"] == "synthetic" else facts["data_source"]
+    source = json.dumps({"task": cell.task, "module": type(task).__module__, **{k: str(v) for k, v in facts.items()}})
+    return [DatasetInput(Dataset(name=name, digest=digest, source_type="code", source=source),
+                         tags=[InputTag("mlflow.data.context", context)])
+            for context, digest in (("training", cell.config_hash[:8]), ("test", training.test_set_sha[:8]))]
 
 
 def _param(key, value):
@@ -142,8 +184,12 @@ def _param(key, value):
 
 
 def run_matrix(store: Store, cells: list[Cell], profile: str, force: bool = False, role: str = "cell",
-               progress: bool | None = None, tags: dict[str, dict] | None = None) -> list[Outcome]:
-    """Every cell in turn; finished cells (same config_hash) are skipped unless forced.
+               progress: bool | None = None, tags: dict[str, dict] | None = None,
+               reuse_stale: bool = False) -> list[Outcome]:
+    """Every cell in turn; finished cells (same config_hash and code_fingerprint) are skipped unless forced.
+
+    A cell finished with other code (the model's, the task's or the training core's files changed since) runs
+    again, unless `reuse_stale` keeps the old result knowingly.
 
     Safe with other workers on the same store (overlapping shards, requeued jobs): stale runs are
     marked KILLED first, the store is checked again before each cell, a cell another live worker
@@ -153,42 +199,49 @@ def run_matrix(store: Store, cells: list[Cell], profile: str, force: bool = Fals
     from tqdm.auto import tqdm
 
     from suite.cluster import reap_stale_runs
-    from suite.tracking import finished_runs
+    from suite.tracking import finished_runs, our_experiments, result_of
 
     tty = sys.stderr.isatty() if progress is None else progress
-    reap_stale_runs(store.client, [store.experiment_id])
+    reap_stale_runs(store.client, our_experiments(store))
     done = {} if force else finished_runs(store)
     outcomes, started = [], time.perf_counter()
     with tqdm(total=len(cells), desc="matrix", unit="cell", disable=not tty, dynamic_ncols=True) as bar:
         for i, cell in enumerate(cells, 1):
-            found = done.get(cell.config_hash) or (None if force else _guarded(  # another worker's, meanwhile
-                store, cell, lambda c=cell: finished_runs(store, [c.config_hash]), outcomes).get(cell.config_hash))
+            found, older = (None, None) if force else result_of(done, cell)
+            if found is None and not force:  # another worker may have finished it meanwhile
+                found, older = result_of(_guarded(store, cell, lambda c=cell: finished_runs(store, [c.config_hash]),
+                                                  outcomes), cell)
+            if found is None and older is not None and reuse_stale:
+                found, older = older, None
             if found is not None:
                 outcome = Outcome(cell, "SKIPPED", found.info.run_id, dict(found.data.metrics))
-                note = "already finished, skipped (--force reruns)"
+                note = ("already finished, skipped (--force reruns)" if found.data.tags.get("code_fingerprint") ==
+                        cell.code_fingerprint else "kept from older code (--reuse-stale)")
             else:
                 bar.set_postfix_str(cell.label)
-                resume = None if force else _guarded(store, cell, lambda c=cell: resumable(store, c.config_hash),
-                                                     outcomes)
+                resume = None if force else _guarded(store, cell, lambda c=cell: resumable(store, c), outcomes)
                 outcome = _guarded(store, cell, lambda c=cell, r=resume: run_cell(
                     store, c, profile, role, tty, (tags or {}).get(c.config_hash), resume=r, exclusive=not force),
                     outcomes)
                 note = f"left to another worker: {outcome.error}" if outcome.status == "SKIPPED" else _headline(outcome)
                 if resume is not None:
                     note += f" (resumed run {resume.info.run_id} from epoch {resume.data.tags['checkpoint_epoch']})"
+                if older is not None:
+                    note += f" (its code changed since run {older.info.run_id}: trained again)"
             outcomes.append(outcome)
             bar.update()
             elapsed = time.perf_counter() - started
             trained = sum(o.status != "SKIPPED" for o in outcomes)
-            eta = elapsed / max(trained, 1) * sum(1 for c in cells[i:] if c.config_hash not in done)
+            eta = elapsed / max(trained, 1) * sum(1 for c in cells[i:] if result_of(done, c)[0] is None)
             line = f"[{i}/{len(cells)}] {cell.label}: {note}  (elapsed {_clock(elapsed)}, eta {_clock(eta)})"
             bar.write(line) if tty else print(line, flush=True)
     return outcomes
 
 
-def resumable(store: Store, config_hash: str):
-    """The newest KILLED run of the cell with a checkpoint (a preempted, interrupted or stale one), or None."""
-    runs = store.client.search_runs([store.experiment_id], f"tags.config_hash = '{config_hash}' and "
+def resumable(store: Store, cell: Cell):
+    """The newest KILLED run of the cell, same code, with a checkpoint (a preempted, interrupted or stale one)."""
+    runs = store.client.search_runs([store.experiment_id], f"tags.config_hash = '{cell.config_hash}' and "
+                                    f"tags.code_fingerprint = '{cell.code_fingerprint}' and "
                                     "attributes.status = 'KILLED' and tags.checkpoint_epoch != ''",
                                     max_results=1, order_by=["attributes.start_time DESC"])
     runs = [r for r in runs if "duplicate" not in r.data.tags]
@@ -197,7 +250,7 @@ def resumable(store: Store, config_hash: str):
 
 def _guarded(store: Store, cell: Cell, run, outcomes: list[Outcome]):
     """run(); if it fails because the tracking store is gone, stop the matrix with one clear line."""
-    from suite.tracking import reachable, redact
+    from suite.stores import reachable, redact
 
     try:
         return run()

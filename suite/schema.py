@@ -10,4 +10,4 @@ NonNegFloat = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 
 # Every settings dataclass rejects unknown keys, so a typo is an error, not a silent default.
-STRICT = ConfigDict(extra="forbid")
+STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)  # and a NaN or infinite number is refused too

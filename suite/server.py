@@ -9,7 +9,7 @@ from suite.errors import UserError
 
 
 def server(backend: str | None, artifacts: str, host: str, port: int, workers: int):
-    from suite.tracking import DEFAULT_URI, redact
+    from suite.stores import DEFAULT_URI, redact
 
     backend = backend or DEFAULT_URI
     if "://" not in backend:
@@ -29,8 +29,11 @@ def server(backend: str | None, artifacts: str, host: str, port: int, workers: i
 
 
 def ui(uri: str, host: str, port: int):
+    from suite.stores import redact
+
     if uri.startswith(("http://", "https://")):
         raise UserError(f"--tracking-uri: {uri} is a server already; open it in a browser")
-    print(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it", flush=True)
+    print(f"MLflow UI on http://{host}:{port}/#/experiments?workflowType=machine_learning (store {redact(uri)}); "
+          "Ctrl-C stops it", flush=True)
     os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                                "--host", host, "--port", str(port)])

@@ -58,12 +58,26 @@ class Group:
 
 
 def table(outcomes) -> str:
-    """One row per (task, T, model): the test metric, loss against chance, size and speed."""
+    """One row per (task, T, model): the test metric, loss against chance, size and speed, and which model wins
+    a setting by suite/compare.py's rule (best: beyond seed noise and chance; ≈: tied with the best)."""
+    from suite.compare import decide
+
     groups = defaultdict(list)
     for o in outcomes:
-        groups[(o.cell.task, o.cell.seq_len, o.cell.model)].append((o.status, o.metrics))
+        groups[(o.cell.task, o.cell.seq_len, o.cell.model_label)].append((o.status, o.metrics))
+    verdicts, notes = {}, []
+    for setting in dict.fromkeys(k[:2] for k in groups):
+        mine = {k: Group(r) for k, r in groups.items() if k[:2] == setting}
+        scored = {k: g for k, g in mine.items() if g.ok}
+        if len(scored) > 1:
+            verdict = decide({k: g.values("test_metric") for k, g in scored.items()},
+                             next(iter(scored.values())).metric == "acc",
+                             {k: g.values("test_vs_chance") for k, g in scored.items()})
+            verdicts |= {k: "best" if k == verdict.winner else "≈best" if k in verdict.top else "" for k in scored}
+            if verdict.reason:
+                notes.append(f"{setting[0]} T={setting[1]}: no winner ({verdict.reason})")
     header = ("task", "T", "model", "seeds", "test metric", "test_loss", "loss/chance", "solved", "params", "samples/s",
-              "epoch s")
+              "epoch s", "verdict")
     rows = []
     for (task, T, model), runs in groups.items():
         g = Group(runs)
@@ -74,8 +88,8 @@ def table(outcomes) -> str:
                      _stat(g.values("test_loss"), ".4f"), _stat(g.values("test_vs_chance"), ".3f"),
                      f"{solved[0]}/{solved[1]}" if solved else "-",
                      _stat(g.values("n_params"), ".0f"), _stat(g.values("train_samples_per_s"), ".0f"),
-                     _stat(g.values("epoch_time_s"), ".1f")))
-    return aligned(header, rows, left={0, 2, 4})
+                     _stat(g.values("epoch_time_s"), ".1f"), verdicts.get((task, T, model), "") or "-"))
+    return "\n".join([aligned(header, rows, left={0, 2, 4, 11}), *notes])
 
 
 def aligned(header, rows, left: set[int]) -> str:

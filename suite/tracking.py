@@ -15,45 +15,13 @@ import subprocess
 import time
 import traceback
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from suite.errors import UserError
+from suite.stores import check_store, redact
 
-DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow's own default store; artifacts go to ./mlartifacts
 ROLE = "rnnbench_role"  # every run says what it is: cell, trial, sweep, sweep_cell, study, speed, gradflow
 PLAN = "rnnbench.plan"  # experiment tag: the matrices benchmarks planned in it (the report's "missing" cells)
-
-
-def tracking_uri(cli_uri: str | None = None, profile_uri: str | None = None) -> str:
-    """--tracking-uri, else $MLFLOW_TRACKING_URI, else the profile's stores.tracking_uri, else the local store."""
-    return cli_uri or os.environ.get("MLFLOW_TRACKING_URI") or profile_uri or DEFAULT_URI
-
-
-def redact(uri: str) -> str:
-    """The URI without a password, for logs, tags and messages."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def reachable(uri: str) -> bool:
-    """Whether a tracking server answers /health (a database store: whether MLflow can search it)."""
-    if urlsplit(uri).scheme in ("http", "https"):
-        import requests
-
-        try:
-            return requests.get(uri.rstrip("/") + "/health", timeout=5).ok
-        except requests.RequestException:
-            return False
-    try:
-        from mlflow import MlflowClient
-
-        MlflowClient(uri).search_experiments(max_results=1)
-        return True
-    except Exception:
-        return False
 
 
 @dataclasses.dataclass
@@ -71,21 +39,8 @@ def connect(uri: str, experiment: str) -> Store:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    check_store(uri)
     scheme = urlsplit(uri).scheme
-    if scheme in ("http", "https"):
-        import requests
-
-        try:
-            requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
-        except requests.RequestException as e:
-            raise UserError(f"--tracking-uri: tracking server {redact(uri)} unreachable ({type(e).__name__}); "
-                            "start it (`make server`) or unset MLFLOW_TRACKING_URI for the local store") from None
-    elif scheme == "sqlite":
-        db = Path(uri.removeprefix("sqlite:///"))
-        if not db.parent.exists():
-            raise UserError(f"--tracking-uri: folder {db.parent} for {uri} does not exist")
-    elif scheme in ("", "file"):
-        raise UserError(f"--tracking-uri: {uri}: MLflow 3 needs a database store; use e.g. sqlite:///mlflow.db")
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
@@ -96,7 +51,27 @@ def connect(uri: str, experiment: str) -> Store:
             if client.get_experiment_by_name(experiment) is None:
                 raise UserError(f"--experiment: cannot create {experiment} in {redact(uri)} ({e.error_code})") from None
         found = client.get_experiment_by_name(experiment)
+    if found.tags.get(KIND) != "custom_model_development":
+        describe(client, found.experiment_id, experiment)
     return Store(uri, client, found.experiment_id, experiment)
+
+
+KIND = "mlflow.experimentKind"  # MLflow 3's UI opens an experiment of this kind in its machine-learning view
+DESCRIPTIONS = {"horizon": "Length sweeps: every model at every length of a ladder, and each model's dependency "
+                           "horizon (rnnbench horizon).",
+                "tune": "Tuning studies: one parent run a model x task study, one nested run a trial (rnnbench tune).",
+                "gradflow": "Gradient flow: the norm of dL/dh_t at every step, at initialisation and trained.",
+                "speed": "Training speed: the suite against a hand-written PyTorch loop (rnnbench speed).",
+                "reproduce": "Reproductions: a reference beside ours on the same data and seeds (rnnbench reproduce)."}
+
+
+def describe(client, experiment_id: str, name: str):
+    """The experiment's kind (so the UI shows runs, metrics and charts, not GenAI traces) and its description."""
+    kind = name.removeprefix("rnnbench-").split("-")[0]
+    text = DESCRIPTIONS.get(kind, f"Benchmark cells of {name}: every model on every task setting and seed "
+                                  "(rnnbench benchmark); `rnnbench report` turns them into static pages.")
+    client.set_experiment_tag(experiment_id, KIND, "custom_model_development")
+    client.set_experiment_tag(experiment_id, "mlflow.note.content", text)
 
 
 class Run:
@@ -123,7 +98,7 @@ def cell_run(store: Store, name: str, tags: dict, resume=None, heartbeat: bool =
     Ends FINISHED (or as run.end_as says); on an error FAILED, with the error as a tag and error.txt;
     on Ctrl-C, SIGTERM or SystemExit KILLED, and a KeyboardInterrupt goes on up.
     """
-    from suite.cluster import Heartbeat, worker_id
+    from suite.cluster import HEARTBEAT, WORKER, Heartbeat, worker_id
 
     client = store.client
     if resume is not None:
@@ -132,7 +107,7 @@ def cell_run(store: Store, name: str, tags: dict, resume=None, heartbeat: bool =
         client.set_tag(run_id, "resumed", str(int(resume.data.tags.get("resumed", "0")) + 1))
     else:  # created alive: worker and heartbeat tags from the start, so a run lost before its first beat is stale
         run_id = client.create_run(store.experiment_id, run_name=name, tags={
-            **tags, "mlflow.runName": name, "worker": worker_id(), "heartbeat": str(int(time.time()))}).info.run_id
+            **tags, "mlflow.runName": name, WORKER: worker_id(), HEARTBEAT: str(int(time.time()))}).info.run_id
     run = Run(client, run_id, resumed=resume is not None)
     beat = Heartbeat(client, run_id, announce=resume is not None) if heartbeat else None
     try:
@@ -206,12 +181,27 @@ def log_metrics(client, run_id: str, metrics: dict, step: int = 0):
                                       if v is not None and math.isfinite(v)])
 
 
-def finished_runs(store: Store, hashes: list[str] | None = None) -> dict[str, object]:
-    """FINISHED cell runs of the experiment by config_hash (the newest when a cell ran more than once)."""
+def our_experiments(store: Store) -> list[str]:
+    """The ids of every rnnbench experiment in the store (and this command's): stale runs are looked for in all."""
+    found = store.client.search_experiments(filter_string="name LIKE 'rnnbench%'", max_results=1000)
+    return list(dict.fromkeys([store.experiment_id, *(e.experiment_id for e in found)]))
+
+
+def finished_runs(store: Store, hashes: list[str] | None = None) -> dict[tuple[str, str], object]:
+    """FINISHED cell runs of the experiment by (config_hash, code_fingerprint), the newest when one ran twice."""
     runs = store.client.search_runs([store.experiment_id], "attributes.status = 'FINISHED'", max_results=50_000,
                                     order_by=["attributes.start_time ASC"])
-    by_hash = {r.data.tags.get("config_hash"): r for r in runs if r.data.tags.get(ROLE) in ("cell", "sweep_cell")}
-    return {h: r for h, r in by_hash.items() if h and (hashes is None or h in hashes)}
+    cells = ("cell", "sweep_cell", "repro_cell")  # not trials: a trial's settings may equal a tuned cell's
+    found = {(r.data.tags.get("config_hash"), r.data.tags.get("code_fingerprint", "")): r
+             for r in runs if r.data.tags.get(ROLE) in cells}
+    return {k: r for k, r in found.items() if k[0] and (hashes is None or k[0] in hashes)}
+
+
+def result_of(found: dict, cell) -> tuple[object | None, object | None]:
+    """(the finished run of the cell with today's code, else None; the newest one with other code, else None)."""
+    current = found.get((cell.config_hash, cell.code_fingerprint))
+    older = [r for (h, fp), r in found.items() if h == cell.config_hash and fp != cell.code_fingerprint]
+    return current, max(older, key=lambda r: r.info.start_time) if older else None
 
 
 def log_plan(store: Store, *matrices: list) -> None:

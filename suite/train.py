@@ -15,6 +15,7 @@ import warnings
 from suite.callbacks import SolveWatch, TrainSpeed
 from suite.config import Cell
 from suite.errors import UserError
+from tasks.base import checksum
 
 
 def init_torch():
@@ -113,6 +114,7 @@ class Training:
         self.initial = ({k: v.clone() for k, v in self.module.net.state_dict().items()}
                         if cell.train.gradflow else None)  # the weights at initialisation, for gradient flow
         self.trainer, self.val_loss = None, None
+        self.test_set_sha = checksum(*self.test.tensors())
 
     def fit(self, callbacks=(), progress: bool = False, ckpt: str | None = None):
         """Train and validate every epoch; `ckpt` resumes from a checkpoint file (weights only, no pickles)."""

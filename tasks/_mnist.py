@@ -32,6 +32,9 @@ class MnistConfig:
     source: Literal["auto", "hf", "local", "mnist-5k"] = "auto"  # auto: `path` if set, else HF hub/cache, else 5k
     path: str | None = None  # folder (or file) holding MNIST as parquet or as the four IDX files
     max_train: PosInt | None = None  # train on this many images only (a fixed, seeded subset)
+    max_eval: PosInt | None = None  # validate and test on this many images only (fixed, seeded subsets)
+    scale: Literal["unit", "standard"] = "unit"  # unit: x/255 in [0, 1] (the tutorial, s4, expRNN); standard:
+    # (x/255 - 0.1307) / 0.3081, MNIST's train mean and std
 
 
 def load_mnist(cfg: MnistConfig) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
@@ -42,7 +45,14 @@ def load_mnist(cfg: MnistConfig) -> tuple[dict[str, tuple[np.ndarray, np.ndarray
     if source == "local":
         if not cfg.path:
             raise UserError("task.path: source 'local' needs the folder holding MNIST (parquet or IDX files)")
-        splits, tag = _load_local(str(Path(cfg.path).expanduser().resolve())), f"local:{cfg.path}"
+        path = str(Path(cfg.path).expanduser().resolve())
+        try:
+            splits, tag = _load_local(path), f"local:{cfg.path}"
+        except UserError:
+            raise
+        except Exception as e:  # a corrupt or truncated file, whatever library reads it
+            message = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            raise UserError(f"task.path: {cfg.path} is not readable MNIST ({type(e).__name__}: {message})") from None
     elif source == "hf":
         try:
             splits, tag = _load_hf(), f"hf:{HF_REPO}"
@@ -57,10 +67,11 @@ def load_mnist(cfg: MnistConfig) -> tuple[dict[str, tuple[np.ndarray, np.ndarray
         splits, tag = _load_5k(), "mnist-5k"
     if tag != "mnist-5k":
         splits = _carve_val(splits)
-    if cfg.max_train:
-        x, y = splits["train"]
-        keep = np.random.default_rng(SPLIT_SEED).permutation(len(y))[: cfg.max_train]
-        splits["train"] = (x[keep], y[keep])
+    for names, cap in ((("train",), cfg.max_train), (("val", "test"), cfg.max_eval)):
+        for name in names if cap else ():
+            x, y = splits[name]
+            keep = np.random.default_rng(SPLIT_SEED).permutation(len(y))[:cap]
+            splits[name] = (x[keep], y[keep])
     return splits, tag
 
 
@@ -115,13 +126,17 @@ def _quiet_datasets(offline: bool):
     import huggingface_hub.constants as hub
 
     saved = datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE, datasets.is_progress_bar_enabled()
+    quiet = logging.getLogger("datasets")  # it logs a corrupt file as an ERROR before raising: we say it once
+    level = quiet.level
     datasets.disable_progress_bars()
+    quiet.setLevel(logging.CRITICAL)
     if offline:
         datasets.config.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE = True
     try:
         yield
     finally:
         datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE = saved[:2]
+        quiet.setLevel(level)
         if saved[2]:
             datasets.enable_progress_bars()
 
@@ -160,6 +175,8 @@ def _load_local(path: str):
 
 def _read_idx(path: Path) -> np.ndarray:
     raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    if len(raw) < 4 or raw[:3] != b"\0\0\x08":
+        raise UserError(f"task.path: {path} is not an IDX file of bytes (wrong header)")
     ndim = raw[3]
     shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
@@ -182,9 +199,11 @@ def _load_5k():
     return {s: (x[np.concatenate(i)], y[np.concatenate(i)]) for s, i in parts.items()}
 
 
-def to_sequences(images: np.ndarray, device, steps: int):
-    """uint8 images to normalised float sequences (N, steps, 784 // steps) on the device."""
+def to_sequences(images: np.ndarray, device, steps: int, scale: str = "unit"):
+    """uint8 images to float sequences (N, steps, 784 // steps) on the device, scaled to [0, 1] or standardised."""
     import torch
 
-    x = torch.from_numpy(images).to(device=device, dtype=torch.float32).div_(255).sub_(MEAN).div_(STD)
+    x = torch.from_numpy(images).to(device=device, dtype=torch.float32).div_(255)
+    if scale == "standard":
+        x = x.sub_(MEAN).div_(STD)
     return x.reshape(len(images), steps, -1)

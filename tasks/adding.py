@@ -24,9 +24,16 @@ class Adding(SyntheticTask):
     input_size = 2  # channel 0: value in U(0, 1); channel 1: marker
     n_outputs = 1
     horizon = (50, 100)  # default ladder of `rnnbench horizon --task adding`
+    metric_definition = "mean squared error of the predicted sum"
 
     def chance_loss(self):
         return 1 / 6  # Var(U1 + U2) = 2/12: the MSE of always guessing the mean, 1
+
+    def chance_metric(self):
+        return 1 / 6  # the MSE of always guessing 1
+
+    def key_steps(self, x):
+        return [row.nonzero().flatten().tolist() for row in x[..., 1]]  # the two marked values
 
     def is_solved(self, metric):
         return metric < self.cfg.solved_mse

@@ -7,7 +7,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-# Validation and test sets are the same for every run and model, whatever the run's seed.
+# Validation and test sets are the same for every run, model and device, whatever the run's seed: drawn on the
+# CPU from these seeds (which no run may use as its own), then moved to the training device.
 VAL_SEED, TEST_SEED = 1_000_003, 2_000_003
 
 
@@ -69,6 +70,7 @@ class Task:
     n_outputs: int  # classes, or 1 for regression
     scored_steps: int | None = None  # class_every: accuracy over the last N steps only (None: all)
     horizon: tuple[int, ...] = ()  # tasks with a seq_len: the default ladder of `rnnbench horizon`
+    metric_definition: str = ""  # what the test metric measures, matched against published figures
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -81,6 +83,11 @@ class Task:
     def seq_len(self) -> int:
         """The task's T, as reported in tables and tags."""
         return self.cfg.seq_len
+
+    @property
+    def input_steps(self) -> int:
+        """Steps of an input sequence (copy: T + 20); sets the range of chrono initialisation."""
+        return self.seq_len
 
     @classmethod
     def has_length(cls) -> bool:
@@ -95,6 +102,14 @@ class Task:
         """Loss of the best input-blind predictor."""
         raise NotImplementedError
 
+    def chance_metric(self) -> float | None:
+        """The test metric of the best input-blind predictor (plots draw it as the chance line)."""
+        return None
+
+    def key_steps(self, x: torch.Tensor) -> list[list[int]]:
+        """For each input sequence, the steps that carry what must be remembered (marked on attention maps)."""
+        return [[] for _ in range(len(x))]
+
     def splits(self, n_val: int, n_test: int, device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Fixed validation and test sets (and the train set for dataset tasks)."""
         raise NotImplementedError
@@ -102,6 +117,9 @@ class Task:
     def describe(self) -> dict:
         """Extra facts a run records (data source, permutation seed, ...)."""
         return {}
+
+    def check(self):
+        """Raise a UserError now if the task's data cannot be had (before any run exists); generated: nothing to do."""
 
     def is_solved(self, metric: float) -> bool | None:
         """Whether a value of the task's metric (acc or mse) meets its solve rule; None: the task has none."""
@@ -115,10 +133,22 @@ class SyntheticTask(Task):
         raise NotImplementedError
 
     def splits(self, n_val, n_test, device):
+        """Drawn on the CPU, then moved: a CUDA generator draws other numbers for the same seed."""
         def fixed(n, seed):
-            return self.make_batch(n, torch.Generator(device).manual_seed(seed), device)
+            x, y = self.make_batch(n, torch.Generator("cpu").manual_seed(seed), "cpu")
+            return x.to(device), y.to(device)
 
         return {"val": fixed(n_val, VAL_SEED), "test": fixed(n_test, TEST_SEED)}
 
     def describe(self):
         return {"data_source": "synthetic"}
+
+
+def checksum(x: torch.Tensor, y: torch.Tensor) -> str:
+    """A short fingerprint of a data set's values (on any device), recorded with every run."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for t in (x, y):
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]

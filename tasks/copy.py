@@ -29,10 +29,21 @@ class Copy(SyntheticTask):
     n_outputs = N_SYMBOLS + 1  # blank or a symbol
     scored_steps = N_RECALL  # accuracy counts the recalled symbols only
     horizon = (50, 100)  # default ladder of `rnnbench horizon --task copy`
+    metric_definition = "accuracy over the 10 recalled symbols"  # EUNN/expRNN-style: over all T+20 steps
+
+    @property
+    def input_steps(self):
+        return self.cfg.seq_len + 2 * N_RECALL
 
     def chance_loss(self):
         # Blanks are predictable; the best blind guess at the 10 recall steps is uniform over 8 symbols.
         return N_RECALL * math.log(N_SYMBOLS) / (self.cfg.seq_len + 2 * N_RECALL)
+
+    def chance_metric(self):
+        return 1 / N_SYMBOLS  # a uniform guess over the 8 symbols at each recall step
+
+    def key_steps(self, x):
+        return [list(range(N_RECALL)) + [N_RECALL + self.cfg.seq_len - 1]] * len(x)  # the symbols, the delimiter
 
     def is_solved(self, metric):
         return metric >= self.cfg.solved_acc

@@ -1,4 +1,5 @@
 """Sequential MNIST by pixels: 784 steps of one pixel; `permute: true` gives permuted pixel MNIST."""
+import numpy as np
 import torch
 from pydantic.dataclasses import dataclass
 
@@ -10,7 +11,7 @@ from tasks.mnist_rows import MnistRows
 @dataclass(config=STRICT)
 class MnistPixelsConfig(MnistConfig):
     permute: bool = False  # shuffle the pixel order by a fixed permutation (pMNIST)
-    permute_seed: int = 92_916  # seeds that permutation; recorded with every run
+    permute_seed: int = 92_916  # numpy.random.RandomState(seed).permutation(784), as expRNN and scoRNN draw it
 
 
 class MnistPixels(MnistRows):
@@ -21,15 +22,19 @@ class MnistPixels(MnistRows):
     input_size = 1
     steps = 784
 
+    def permutation(self) -> np.ndarray:
+        """The literature's permutation (lezcano/expRNN 2_mnist.py, SpartinStuff/scoRNN): numpy's, not torch's."""
+        return np.random.RandomState(self.cfg.permute_seed).permutation(self.steps)
+
     def transform(self, x):
         if not self.cfg.permute:
             return x
-        perm = torch.randperm(self.steps, generator=torch.Generator().manual_seed(self.cfg.permute_seed))
-        return x[:, perm.to(x.device)]
+        return x[:, torch.from_numpy(self.permutation()).to(x.device)]
 
     def variant(self):
         return "permuted" if self.cfg.permute else ""
 
     def describe(self):
-        extra = {"permute": self.cfg.permute, "permute_seed": self.cfg.permute_seed} if self.cfg.permute else {}
-        return super().describe() | extra
+        extra = {"permute": self.cfg.permute, "permute_seed": self.cfg.permute_seed,
+                 "permute_source": f"numpy.random.RandomState({self.cfg.permute_seed}).permutation(784)"}
+        return super().describe() | (extra if self.cfg.permute else {})

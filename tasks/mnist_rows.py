@@ -22,6 +22,7 @@ class MnistRows(Task):
     output_kind = "class_last"
     input_size = 28
     n_outputs = 10
+    metric_definition = "accuracy over the test digits"
     steps = 28
 
     @property
@@ -31,13 +32,20 @@ class MnistRows(Task):
     def chance_loss(self):
         return math.log(10)
 
+    def chance_metric(self):
+        return 0.1  # guessing one class
+
+    def check(self):
+        load_mnist(self.cfg)  # cached: the runs use what this loaded
+
     def splits(self, n_val, n_test, device):
         arrays, self.data_source = load_mnist(self.cfg)
-        return {s: (self.transform(to_sequences(x, device, self.steps)), torch.from_numpy(y).to(device))
+        return {s: (self.transform(to_sequences(x, device, self.steps, self.cfg.scale)), torch.from_numpy(y).to(device))
                 for s, (x, y) in arrays.items()}
 
     def transform(self, x):
         return x
 
     def describe(self):
-        return {"data_source": self.data_source}
+        return {"data_source": self.data_source, "pixels": "x/255 in [0, 1]" if self.cfg.scale == "unit"
+                else "(x/255 - 0.1307) / 0.3081"}

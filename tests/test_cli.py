@@ -22,7 +22,7 @@ BAD = [  # (config text or None, extra CLI args, what the one line must name)
     ("train: {epochs: 1, lrr: 0.1}\n", [], "train.lrr: unknown key; allowed here: epochs"),
     ("train: {lr: -0.1}\n", [], "train.lr: Input should be greater than 0"),
     ("train: {epochs: ten}\n", [], "train.epochs: Input should be a valid integer"),
-    ("models: [lstmm]\n", [], "models: unknown model 'lstmm'; known: rnn, lstm, gru, attn_rnn"),
+    ("models: [lstmm]\n", [], "models: unknown model 'lstmm'; known: rnn, irnn, lstm, gru, attn_rnn"),
     ("tasks: {copyy: {}}\n", [], "tasks.copyy: unknown task; known:"),
     ("tasks: {copy: {seq_len: -5}}\n", [], "tasks.copy.seq_len: Input should be greater than or equal to 1"),
     ("tasks: {adding: {seq_len: [100, 1]}}\n", [], "tasks.adding.seq_len: Input should be greater than or equal to 2"),
@@ -55,7 +55,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, text, a
     (["run", "--profile", "smoke"], "run trains one cell but this config has 16"),
     (["benchmark", "--profile", "gpu"], "--profile: unknown profile 'gpu'"),
     (["benchmark", "--config", "nope.yaml"], "--config: nope.yaml not found"),
-    (["benchmark", "--seeds", "two"], "argument --seeds: invalid int value"),
+    (["benchmark", "--seeds", "two"], "argument --seeds: expected an integer"),
     (["benchmark", "--seeds", "0"], "--seeds: needs at least 1"),
     (["bench"], "invalid choice: 'bench'"),
 ])

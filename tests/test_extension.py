@@ -33,11 +33,11 @@ def sandbox(tmp_path_factory):
         shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(TOY / "toy_model.py", root / "suite" / "models" / "toy.py")
     shutil.copy(TOY / "toy_task.py", root / "tasks" / "toy_sign.py")
-    register(root / "suite" / "models" / "__init__.py", "suite.models.toy", "Toy")
+    register(root / "suite" / "models" / "registry.py", "suite.models.toy", "Toy")
     register(root / "tasks" / "__init__.py", "tasks.toy_sign", "ToyTask")
     changed = [p for p in root.rglob("*.py") if (ROOT / p.relative_to(root)).exists()
                and (ROOT / p.relative_to(root)).read_text() != p.read_text()]
-    assert sorted(p.relative_to(root).as_posix() for p in changed) == ["suite/models/__init__.py", "tasks/__init__.py"]
+    assert sorted(p.relative_to(root).as_posix() for p in changed) == ["suite/models/registry.py", "tasks/__init__.py"]
     return root
 
 

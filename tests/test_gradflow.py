@@ -7,7 +7,7 @@ from mlflow import MlflowClient
 
 from suite.cli import main
 from suite.diagnostics import decay_per_step, hidden_grad_norms
-from suite.models import MODELS, ModelConfig, Network
+from suite.models import MODELS, Network
 from tasks.adding import Adding, AddingConfig
 from tasks.copy import Copy, CopyConfig
 
@@ -26,7 +26,7 @@ def test_one_finite_norm_a_step(model, task):
 
 @pytest.mark.parametrize("model", ["rnn", "lstm", "gru"])
 def test_the_unrolled_cells_compute_what_the_fused_kernel_does(model):
-    fused = MODELS[model](3, ModelConfig(hidden_size=6, num_layers=2))
+    fused = MODELS[model](3, MODELS[model].Config(hidden_size=6, num_layers=2))
     x = torch.randn(2, 7, 3)
     assert torch.allclose(fused(x), fused.cell_loop()(x), atol=1e-5)
 

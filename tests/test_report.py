@@ -202,7 +202,7 @@ def test_leaderboards_hold_mlflows_numbers(site, filled):
     mses = [r.data.metrics["test_mse"] for r in lstm.values()]
     assert f"{statistics.mean(mses):.3g} ± {statistics.stdev(mses):.3g}" in index
     for run in lstm.values():
-        assert f'{UI}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"' in index
+        assert f'{UI}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}?workflowType=machine_learning"' in index
     summary = (site / "summary.md").read_text()
     assert "## adding T=20" in summary and f"{statistics.mean(mses):.3g} ± {statistics.stdev(mses):.3g}" in summary
 
@@ -214,9 +214,13 @@ def test_failed_missing_and_published_figures_are_shown(site):
         assert rows[("mnist_pixels", model, "false")]["n_missing"] == "1"
     index = (site / "index.html").read_text()
     assert "RuntimeError: boom in gru" in index and index.count("planned, never run") == 3
-    assert "0.989" in index and "Cooijmans et al. 2017" in index and "not ours" in index
+    # the smoke runs train on the 5k subset: the full-MNIST figure is listed as not comparable, never beside them
+    assert "0.989" in index and "Cooijmans et al. 2017" in index and "not comparable" in index
+    assert "trained on full MNIST (60,000 training digits); these runs on the 5,000-digit subset" in index
+    assert "published (not ours)" not in index
     summary = (site / "summary.md").read_text()
-    assert "gru seed 0 FAILED (`RuntimeError: boom in gru`)" in summary and "0.989 [1]" in summary
+    assert "gru seed 0 FAILED (`RuntimeError: boom in gru`)" in summary and "0.989 [1]" not in summary
+    assert "Published, not comparable: lstm 0.989" in summary
     assert "lstm | yes |" in summary  # tuned
 
 
@@ -284,8 +288,28 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--remote-debugging-pipe"]  # no sandbox: CI runs as root; no /dev/shm: containers have little
 
 
-def browse(url: str, width: int, height: int, mobile: bool = False, timeout: float = 60):
-    """Load a page in headless Chromium over the DevTools pipe: (console errors, PNG screenshot, overflow px).
+OVERFLOW = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+LAYOUT = """(() => {
+  const vw = document.documentElement.clientWidth, problems = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (el.closest('.scroll') || el.closest('.sr-only')) continue;
+    const r = el.getBoundingClientRect();
+    if (r.width && r.right > vw + 1) problems.push('wider than the page: ' + el.tagName + ' ' + el.className);
+  }
+  for (const c of document.querySelectorAll('p.caption, figcaption, .refs li, .banner, .settings')) {
+    const r = c.getBoundingClientRect();
+    if (c.scrollWidth > c.clientWidth + 1 || r.right > vw + 1) problems.push('clipped: ' + c.textContent.slice(0, 50));
+  }
+  const broken = [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src);
+  const banners = [...document.querySelectorAll('.banner')].map(b => b.textContent);
+  return JSON.stringify({problems, broken, banners});
+})()"""
+
+
+def browse(url: str, width: int, height: int, mobile: bool = False, timeout: float = 60, expression: str = OVERFLOW,
+           settle: float = 0):
+    """Load a page in headless Chromium over the DevTools pipe: (console errors, PNG screenshot, the value of
+    `expression` evaluated in the page: by default how many px it overflows the viewport).
 
     Errors are console error/warning calls, uncaught exceptions and failed loads (e.g. a missing image).
     """
@@ -336,8 +360,8 @@ def browse(url: str, width: int, height: int, mobile: bool = False, timeout: flo
         call("Page.navigate", {"url": url}, s)
         while not any(m.get("method") == "Page.loadEventFired" for m in events):
             events.append(read())
-        overflow = call("Runtime.evaluate", {"expression": "document.documentElement.scrollWidth - document.documentElement.clientWidth",
-                                             "returnByValue": True}, s)["result"]["value"]
+        time.sleep(settle)  # a page that renders with scripts (the MLflow UI) after its load event
+        overflow = call("Runtime.evaluate", {"expression": expression, "returnByValue": True}, s)["result"]["value"]
         png = base64.b64decode(call("Page.captureScreenshot", {"format": "png"}, s)["data"])
         errors = []
         for m in events:
@@ -395,3 +419,48 @@ def test_missing_cells_come_from_the_plan_the_benchmark_logged(store, tmp_path, 
     rows = {(r["task"], r["seq_len"], r["model"]): r for r in csv.DictReader(io.StringIO((out / "leaderboard.csv").read_text()))}
     assert set(rows) == {("adding", "6", "rnn"), ("adding", "6", "gru")}
     assert (rows[("adding", "6", "rnn")]["n"], rows[("adding", "6", "gru")]["n_missing"]) == ("1", "1")
+
+
+def test_a_published_figure_sits_beside_ours_only_when_the_protocol_matches():
+    from suite.report.references import attach_references, load_references
+    from suite.report.store import Run, Setting
+    from suite.report.tables import Board, Row
+
+    def board(task, T, source, variant=""):
+        run = Run("r", "0", "FINISHED", 0, "", {"data_source": source, "seed": "0"}, {}, {"test_acc": 0.5})
+        return Board(Setting(task, T, variant), [Row("lstm", False, runs={0: run})], "acc", [], [])
+
+    refs = load_references()
+    full, subset = board("mnist_pixels", 784, "hf:ylecun/mnist"), board("mnist_pixels", 784, "mnist-5k")
+    for b in (full, subset):
+        attach_references(b, refs)
+    assert [f["value"] for f in full.references] == [0.989] and full.rows[0].reference["value"] == 0.989
+    assert subset.references == [] and subset.rows[0].reference is None  # a 5k-subset run never gets 0.989
+    assert [f["value"] for f in subset.incomparable] == [0.989] and "5,000-digit subset" in subset.incomparable[0]["why"]
+    permuted = board("mnist_pixels", 784, "local:/data/mnist", "permuted")
+    attach_references(permuted, refs)
+    assert [f["value"] for f in permuted.references] == [0.902]  # another variant's figure is not mixed in
+    other = {**refs[0], "metric_definition": "accuracy over all T+20 steps", "seq_len": 784}
+    fresh = board("mnist_pixels", 784, "hf:ylecun/mnist")
+    attach_references(fresh, [other])
+    assert fresh.references == [] and "reports accuracy over all T+20 steps" in fresh.incomparable[0]["why"]
+
+
+@pytest.mark.parametrize("width,mobile", [(1400, False), (390, True)], ids=["desktop", "phone"])
+def test_every_page_lays_out_at_desktop_and_phone_width_and_carries_the_smoke_banner(site, width, mobile):
+    if not shutil.which("chromium"):
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing in CI (.ci/run installs it)")
+        pytest.skip("chromium not installed (apt-get install chromium); CI runs this test")
+    for page in sorted(p.name for p in site.glob("*.html")):
+        errors, _, found = browse((site / page).resolve().as_uri(), width, 900, mobile=mobile, expression=LAYOUT)
+        found = json.loads(found)
+        assert errors == [] and found["problems"] == [] and found["broken"] == [], (page, errors, found)
+        assert found["banners"] and "Smoke profile" in found["banners"][0], page  # a plumbing check says so
+
+
+def test_every_metric_plot_has_its_chance_line(site):
+    plots = [p for p in site.glob("plots/*.svg") if p.name.endswith(("-val-epoch.svg", "-val-elapsed.svg", "-size.svg",
+                                                                      "-loss.svg", "-horizon.svg"))]
+    assert len(plots) >= 12
+    assert [p.name for p in plots if 'id="chance-line"' not in p.read_text()] == []

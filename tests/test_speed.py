@@ -39,10 +39,10 @@ def test_every_row_has_finite_positive_figures(smoke_cells):
 def test_cell_loop_matches_the_fused_kernel_numerically(smoke_cells):
     import torch
 
-    from suite.models import MODELS, ModelConfig
+    from suite.models import MODELS
 
-    cfg = ModelConfig(hidden_size=8)
     for kind in ("rnn", "lstm", "gru"):
+        cfg = MODELS[kind].Config(hidden_size=8)
         fused, loop = MODELS[kind](3, cfg), CellLoop(kind, 3, cfg)
         rnn = fused.rnn
         loop.cells[0].weight_ih.data, loop.cells[0].weight_hh.data = rnn.weight_ih_l0.data, rnn.weight_hh_l0.data

@@ -100,3 +100,58 @@ def test_permuted_pixels_are_a_fixed_permutation():
     assert torch.equal(plain.sort(1).values, perm.sort(1).values)  # same pixels, another order
     again = MnistPixels(MnistPixels.Config(source="mnist-5k", permute=True)).splits(1, 1, "cpu")["test"][0]
     assert torch.equal(perm, again)
+
+
+def test_the_permutation_is_the_literatures_numpy_one():
+    import numpy as np
+
+    from tasks.mnist_pixels import MnistPixels
+
+    task = MnistPixels(MnistPixels.Config(source="mnist-5k", permute=True))
+    expected = np.random.RandomState(92916).permutation(784)  # expRNN's and scoRNN's
+    np.testing.assert_array_equal(task.permutation(), expected)
+    plain = MnistPixels(MnistPixels.Config(source="mnist-5k")).splits(1, 1, "cpu")["test"][0]
+    permuted = task.splits(1, 1, "cpu")["test"][0]
+    assert torch.equal(permuted, plain[:, torch.from_numpy(expected)])
+    assert task.describe()["permute_source"] == "numpy.random.RandomState(92916).permutation(784)"
+
+
+@pytest.mark.parametrize("name", ["mnist_rows", "mnist_pixels"])
+def test_pixels_are_in_unit_range_by_default_and_standardised_on_request(name):
+    cls = TASKS[name]
+    x = cls(cls.Config(source="mnist-5k")).splits(1, 1, "cpu")["test"][0]
+    assert x.min() == 0 and x.max() == 1
+    z = cls(cls.Config(source="mnist-5k", scale="standard")).splits(1, 1, "cpu")["test"][0]
+    assert torch.allclose(z, (x - 0.1307) / 0.3081, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", [n for n, t in TASKS.items() if issubclass(t, SyntheticTask)])
+def test_evaluation_sets_do_not_depend_on_the_device(name, monkeypatch):
+    """They are drawn on the CPU whatever device is asked for, then moved: the same numbers everywhere."""
+    from tasks.base import checksum
+
+    task, seen = small(name), []
+    real = task.make_batch
+
+    def spy(n, generator, device):
+        seen.append((generator.device.type, str(device)))
+        return real(n, generator, device)
+
+    monkeypatch.setattr(task, "make_batch", spy)
+    on_cpu = task.splits(16, 24, "cpu")
+    on_meta = task.splits(16, 24, "meta")  # a device that holds no numbers: drawing there could not be checked
+    assert set(seen) == {("cpu", "cpu")}
+    assert all(x.device.type == "meta" for pair in on_meta.values() for x in pair)
+    again = small(name).splits(16, 24, torch.device("cpu"))
+    assert checksum(*on_cpu["test"]) == checksum(*again["test"]) and checksum(*on_cpu["val"]) != checksum(*on_cpu["test"])
+
+
+@pytest.mark.parametrize("seed,which", [(1_000_003, "validation"), (2_000_003, "test")])
+def test_a_run_seed_that_draws_an_evaluation_set_is_refused(tmp_path, monkeypatch, capsys, seed, which):
+    from suite.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--profile", "smoke", "--model", "lstm", "--task", "adding", "--seed", str(seed)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"seeds: {seed} draws the {which} sets" in err
+    assert not (tmp_path / "mlflow.db").exists()

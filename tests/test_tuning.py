@@ -49,7 +49,9 @@ def test_a_study_records_parent_and_trials_then_tops_up_and_feeds_tuned(in_store
     s = study(storage)
     assert len(parents) == 1 and len(children) == 6 and len(s.trials) == 6
     assert sorted(int(c.data.tags["optuna_trial"]) for c in children) == list(range(6))
-    assert s.user_attrs["budget.trials"] == 6
+    assert s.user_attrs["budget.trials"] == 6 and s.metric_names == ["val_loss"]  # not "Objective 0"
+    assert all(t.user_attrs["mlflow_run"].endswith(f"/runs/{t.user_attrs['mlflow_run_id']}?workflowType=machine_learning")
+               for t in s.trials)
     pruned = [t for t in s.trials if t.state.name == "PRUNED"]
     assert pruned, "the smoke profile's aggressive median pruner prunes the weaker trials"
     pruned_run = next(c for c in children if c.data.tags["optuna_state"] == "PRUNED")
@@ -87,7 +89,7 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(in_store,
 
     monkeypatch.setattr(suite.train, "build", build)
     storage = str(tmp_path / "journal.log")
-    assert main(["tune", *SMOKE, "--trials", "3", "--tracking-uri", in_store, "--experiment", "t-nan", "--storage", storage]) == 0
+    assert main(["tune", *SMOKE, "--trials", "3", "--tracking-uri", in_store, "--experiment", "t-nan", "--storage", storage]) == 1  # a trial failed
     s = study(storage)
     states = [t.state.name for t in s.trials]
     assert states.count("FAIL") == 1 and len(states) == 4  # 3 counted trials plus the failed one
@@ -112,6 +114,22 @@ def test_two_worker_processes_fill_the_study_exactly(tmp_path):
     assert len(parents) == 1 and len(children) == 5
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_sqlite_study_fills_exactly_with_one_or_two_workers(tmp_path, workers):
+    """SQLite, the storage most Optuna users reach for first: no deadlock on its locks, exactly N trials."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    storage = f"sqlite:///{tmp_path}/study.db"
+    out = subprocess.run([sys.executable, "-m", "suite", "tune", *SMOKE, "--trials", "4", "--workers", str(workers),
+                          "--pruner", "none", "--tracking-uri", uri, "--storage", storage], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    s = optuna.load_study(study_name="smoke-lstm-adding-T20", storage=storage)
+    assert [t.state.name for t in s.trials] == ["COMPLETE"] * 4
+    _, children = child_runs(uri, "rnnbench-tune-smoke")
+    assert len(children) == 4
+
+
 @pytest.mark.parametrize("text,expected", [
     ("train.lr: {low: 0.1, high: 0.01}\n", "low (0.1) must be below high (0.01)"),
     ("train.lrr: {low: 0.001, high: 0.01}\n", "train.lrr: unknown key"),
@@ -134,3 +152,30 @@ def test_every_model_has_a_valid_search_space():
     raw, _, _ = load_raw("cpu")
     for model in MODELS:
         assert len(load_space(model, {**raw, "models": [model]})) >= 5
+
+
+def test_a_trial_that_reached_its_last_epoch_completes_and_is_never_pruned():
+    """optuna-dashboard once showed "pruned after epoch 2 of 2": a fully trained trial thrown away."""
+    from types import SimpleNamespace
+
+    from suite.tuning.objective import pruning_callback
+
+    class AlwaysPrune:
+        reported = []
+
+        def report(self, value, step):
+            self.reported.append((step, value))
+
+        def should_prune(self):
+            return True
+
+    trial = AlwaysPrune()
+    callback = pruning_callback(trial)
+    callback.is_ddp_backend = False
+    import torch
+
+    trainer = SimpleNamespace(sanity_checking=False, max_epochs=2, callback_metrics={"val_loss": torch.tensor(0.5)})
+    with pytest.raises(optuna.TrialPruned):  # before the last epoch the pruner decides
+        callback.on_validation_end(trainer, SimpleNamespace(current_epoch=0))
+    callback.on_validation_end(trainer, SimpleNamespace(current_epoch=1))  # the last: reported, not pruned
+    assert trial.reported == [(0, 0.5), (1, 0.5)]

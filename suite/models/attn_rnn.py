@@ -8,13 +8,13 @@ import torch.nn.functional as F
 from pydantic.dataclasses import dataclass
 from torch import nn
 
-from suite.models.base import STACK_SPACE, ModelConfig
-from suite.models.fused import GRU, LSTM
+from suite.models.base import STACK_SPACE
+from suite.models.fused import GRU, LSTM, GatedConfig
 from suite.schema import STRICT, PosInt
 
 
 @dataclass(config=STRICT)
-class AttnRNNConfig(ModelConfig):
+class AttnRNNConfig(GatedConfig):
     cell: Literal["gru", "lstm"] = "gru"  # the recurrent core
     heads: PosInt = 4  # attention heads
 
@@ -27,7 +27,8 @@ class AttnRNN(nn.Module):
 
     name = "attn_rnn"
     Config = AttnRNNConfig
-    search_space = {**STACK_SPACE, "model.heads": {"choices": [1, 2, 4, 8]}, "model.cell": {"choices": ["gru", "lstm"]}}
+    search_space = {**STACK_SPACE, "model.heads": {"choices": [1, 2, 4, 8]}, "model.cell": {"choices": ["gru", "lstm"]},
+                    "model.init": {"choices": ["torch", "keras", "orthogonal", "chrono"]}}
 
     def __init__(self, input_size: int, cfg: AttnRNNConfig):
         super().__init__()

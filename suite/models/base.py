@@ -1,6 +1,6 @@
 """The settings every model shares, and the contract a model file meets.
 
-A model is one file in suite/models/ plus one registry line in suite/models/__init__.py: an nn.Module
+A model is one file in suite/models/ plus one registry line in suite/models/registry.py: an nn.Module
 class with
   name            the registry key (rnn, lstm, ...)
   Config          its settings: a pydantic dataclass extending ModelConfig with its own fields

@@ -1,10 +1,25 @@
-"""Vanilla (tanh) RNN, LSTM and GRU on PyTorch's fused kernels (cuDNN on GPU, oneDNN on CPU)."""
+"""Vanilla RNN (tanh or ReLU), LSTM and GRU on PyTorch's fused kernels (cuDNN on GPU, oneDNN on CPU)."""
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic.dataclasses import dataclass
 from torch import nn
 
 from suite.models.base import STACK_SPACE, ModelConfig
 from suite.models.cell_loop import CellLoop
+from suite.schema import STRICT
+
+
+@dataclass(config=STRICT)
+class RNNConfig(ModelConfig):
+    nonlinearity: Literal["tanh", "relu"] = "tanh"
+    init: Literal["torch", "keras", "orthogonal", "identity"] = "torch"  # suite/models/init.py
+
+
+@dataclass(config=STRICT)
+class GatedConfig(ModelConfig):
+    init: Literal["torch", "keras", "orthogonal", "chrono"] = "torch"  # suite/models/init.py
 
 KERNELS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -18,8 +33,9 @@ class FusedRNN(nn.Module):
 
     def __init__(self, input_size: int, cfg):
         super().__init__()
+        extra = {"nonlinearity": cfg.nonlinearity} if self.kind == "rnn" else {}
         self.rnn = KERNELS[self.kind](input_size, cfg.hidden_size, cfg.num_layers, batch_first=True,
-                                      dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
+                                      dropout=cfg.dropout if cfg.num_layers > 1 else 0.0, **extra)
 
     def forward(self, x):  # (B, T, input) -> (B, T, hidden)
         return self.rnn(x)[0]
@@ -44,11 +60,17 @@ class FusedRNN(nn.Module):
 
 class RNN(FusedRNN):
     name = kind = "rnn"
+    Config = RNNConfig
+    search_space = {**STACK_SPACE, "model.init": {"choices": ["torch", "keras", "orthogonal", "identity"]}}
 
 
 class LSTM(FusedRNN):
     name = kind = "lstm"
+    Config = GatedConfig
+    search_space = {**STACK_SPACE, "model.init": {"choices": ["torch", "keras", "orthogonal", "chrono"]}}
 
 
 class GRU(FusedRNN):
     name = kind = "gru"
+    Config = GatedConfig
+    search_space = {**STACK_SPACE, "model.init": {"choices": ["torch", "keras", "orthogonal", "chrono"]}}

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from suite.diagnostics import plot_gradflow
-from suite.report.plots import clean_svg, colour, plot_curves, plot_size
+from suite.report.plots import clean_svg, colour, plot_curves, plot_losses, plot_size
 from suite.report.store import Run, Setting
 from suite.report.tables import Board
 
@@ -28,8 +28,10 @@ def histories(client, board: Board) -> dict:
         for run in row.runs.values():
             values = sorted((m.step, m.value) for m in client.get_metric_history(run.id, f"val_{board.metric}"))
             elapsed = dict(sorted((m.step, m.value) for m in client.get_metric_history(run.id, "elapsed_s")))
+            losses = {k: [v for _, v in sorted((m.step, m.value) for m in client.get_metric_history(run.id, k))]
+                      for k in ("train_loss", "val_loss")}
             out[run.id] = {"epoch": [s + 1 for s, _ in values], "value": [v for _, v in values],
-                           "elapsed": [elapsed[s] for s, _ in values if s in elapsed]}
+                           "elapsed": [elapsed[s] for s, _ in values if s in elapsed], **losses}
     return out
 
 
@@ -124,14 +126,33 @@ def attention_section(client, board: Board, out: Path, tmp: str) -> list[dict]:
     return found
 
 
-def study_rows(studies: list[Run], setting: Setting) -> list[dict]:
+def study_rows(client, studies: list[Run], setting: Setting, out: Path, tmp: str) -> list[dict]:
+    """Each study on the setting: trials by outcome, the best value and parameters (rounded to what matters), and
+    Optuna's optimisation-history and importance plots when the study's run has them."""
     mine = [r for r in studies if r.tags.get("task") == setting.task and r.tags.get("seq_len") == str(setting.seq_len)]
-    return [{"run": r, "study": r.tags.get("study", r.name), "model": r.tags.get("model", ""), "status": r.status,
-             "complete": r.metrics.get("n_complete"), "pruned": r.metrics.get("n_pruned"),
-             "failed": r.metrics.get("n_failed"),
-             "best": r.metrics.get("best_val_loss"),
-             "params": ", ".join(f"{k.removeprefix('best.')}={v}" for k, v in sorted(r.tags.items())
-                                 if k.startswith("best.") and k != "best.trial")} for r in mine]
+    rows = []
+    for r in mine:
+        plots = []
+        for name, what in (("optimization_history", "optimisation history"), ("param_importances", "importances")):
+            path = _download(client, r, f"{name}.png", tmp)
+            if path:
+                plots.append({"img": f"img/{r.tags.get('study', r.id)}-{name}.png", "what": what})
+                shutil.copyfile(path, out / plots[-1]["img"])
+        rows.append({"run": r, "study": r.tags.get("study", r.name), "model": r.tags.get("model", ""),
+                     "status": r.status, "complete": r.metrics.get("n_complete"), "pruned": r.metrics.get("n_pruned"),
+                     "failed": r.metrics.get("n_failed"), "best": r.metrics.get("best_val_loss"), "plots": plots,
+                     "params": ", ".join(f"{k.removeprefix('best.')}={_round(v)}" for k, v in sorted(r.tags.items())
+                                         if k.startswith("best.") and k != "best.trial")})
+    return rows
+
+
+def _round(value: str) -> str:
+    """A tuned value to 3 significant digits (0.04300598622271392 -> 0.043)."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return value if number.is_integer() and "." not in value else f"{number:.3g}"
 
 
 def speed_rows(runs: list[Run]) -> list[dict]:
@@ -165,7 +186,7 @@ def speed_rows(runs: list[Run]) -> list[dict]:
 def task_section(client, board: Board, by_role: dict, out: Path, tmp: str) -> dict:
     """Everything a task page shows for one setting: leaderboard, plots, tuning, gradient flow, attention."""
     s = board.setting
-    section = {"board": board, "figures": [], "studies": study_rows(by_role["study"], s),
+    section = {"board": board, "figures": [], "studies": study_rows(client, by_role["study"], s, out, tmp),
                "gradflow": gradflow_section(client, board, by_role["gradflow"], out, tmp),
                "attention": attention_section(client, board, out, tmp)}
     if not any(r.runs for r in board.rows):
@@ -173,15 +194,52 @@ def task_section(client, board: Board, by_role: dict, out: Path, tmp: str) -> di
     h = histories(client, board)
     name = "accuracy" if board.metric == "acc" else "MSE"
     models = ", ".join(r.label for r in board.rows if r.runs)
+    task = chance_task(s)
+    metric_chance, loss_chance = (task.chance_metric(), task.chance_loss()) if task else (None, None)
     for x_key, what in (("epoch", "epoch"), ("elapsed", "wall-clock seconds")):
         plot = f"plots/{s.slug}-val-{x_key}.svg"
-        if plot_curves(board, h, x_key, out / plot):
-            section["figures"].append({"src": plot, "caption": f"Validation {name} against {what}",
-                                       "alt": f"Line chart of validation {name} against {what} on {s.label}, a line "
-                                              f"a model (mean over seeds, band from min to max): {models}."})
+        if plot_curves(board, h, x_key, out / plot, metric_chance):
+            section["figures"].append({"src": plot, "caption": f"Validation {name} against {what} (dashed: chance)",
+                                       "alt": f"Line chart of validation {name} against {what} on {s.label}, a thin "
+                                              f"line a seed and a thick line the mean over seeds (band from min to "
+                                              f"max), a dashed line at chance: {models}."})
+    plot = f"plots/{s.slug}-loss.svg"
+    if plot_losses(board, h, out / plot, loss_chance):
+        section["figures"].append({"src": plot, "caption": "Train (dashed) and validation (solid) loss against epoch",
+                                   "alt": f"Line chart of train and validation loss against epoch on {s.label}, log "
+                                          f"scale, mean over seeds, with the chance loss: {models}."})
     plot = f"plots/{s.slug}-size.svg"
-    if plot_size(board, out / plot):
-        section["figures"].append({"src": plot, "caption": f"Test {name} against parameter count",
+    if plot_size(board, out / plot, metric_chance):
+        section["figures"].append({"src": plot, "caption": f"Test {name} against parameter count (dashed: chance)",
                                    "alt": f"Scatter of test {name} against parameters on {s.label}, a point a model "
-                                          f"(error bar: std over seeds): {models}."})
+                                          f"(error bar: std over seeds), a dashed line at chance: {models}."})
     return section
+
+
+def chance_task(setting: Setting):
+    """A task of the setting, to ask its chance values; None for a task this checkout does not have."""
+    from tasks import TASKS
+
+    cls = TASKS.get(setting.task)
+    if cls is None:
+        return None
+    try:
+        return cls(cls.Config(**({"seq_len": setting.seq_len} if cls.has_length() else {})))
+    except Exception:  # settings this checkout no longer accepts: no chance line rather than no page
+        return None
+
+
+def reproduction_rows(runs: list[Run]) -> list[dict]:
+    """The newest finished run of each reproduction: both sides' means, the difference and the verdict."""
+    newest = {r.tags.get("reproduction"): r for r in runs if r.status == "FINISHED"}
+    rows = []
+    for name, r in sorted(newest.items()):
+        m = r.metrics
+        if "difference" not in m:
+            continue
+        rows.append({"run": r, "name": name, "what": r.tags.get("what", ""), "source": r.tags.get("source", ""),
+                     "metric": r.tags.get("metric", ""), "ours": f"{m['ours_mean']:.3f} ± {m['ours_std']:.3f}",
+                     "reference": f"{m['reference_mean']:.3f} ± {m['reference_std']:.3f}",
+                     "difference": f"{m['difference']:+.3f}", "tolerance": f"±{m['tolerance']:g}",
+                     "verdict": "reproduced" if m.get("reproduced") == 1 else "not reproduced"})
+    return rows

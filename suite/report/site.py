@@ -15,11 +15,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from suite.errors import UserError
-from suite.report.plots import plot_speed
-from suite.report.sections import horizon_section, speed_rows, task_section
-from suite.report.store import find_experiments, open_store, planned_cells, read_runs
-from suite.report.tables import boards, facts, load_references, write_csv
-from suite.tracking import redact
+from suite.report.plots import FONT, plot_speed
+from suite.report.references import attach_references, load_references
+from suite.report.sections import horizon_section, reproduction_rows, speed_rows, task_section
+from suite.report.store import find_experiments, open_store, planned_cells, read_runs, registered
+from suite.report.tables import banners, boards, facts, write_csv
+from suite.stores import redact
 
 DEFAULT_UI = "http://127.0.0.1:5000"
 HERE = Path(__file__).resolve().parent
@@ -45,7 +46,7 @@ def _clear(out: Path):
 
 
 def build(uri: str, names: list[str] | None, profile: str | None, out: str | Path | None = None,
-          ui: str | None = None) -> Path:
+          ui: str | None = None, auto: bool = False) -> Path:
     """Read the experiments, write the site into `out` (default reports/<first experiment>/); returns index.html."""
     import os
 
@@ -55,9 +56,9 @@ def build(uri: str, names: list[str] | None, profile: str | None, out: str | Pat
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     client = open_store(uri)
-    experiments = find_experiments(client, uri, names, profile)
+    experiments = find_experiments(client, uri, names, profile, auto)
     runs = [r for e in experiments for r in read_runs(client, e.experiment_id)]
-    if not any(r.role != "other" for r in runs):
+    if not any(r.role != "other" for r in runs):  # a report never writes to the store: nothing to show is an error
         raise UserError(f"no runs in experiment {', '.join(e.name for e in experiments)} of {redact(uri)}; "
                         "run `make benchmark` first")
     if ui is None:  # a tracking server serves its UI too; links never carry credentials
@@ -74,12 +75,18 @@ def build(uri: str, names: list[str] | None, profile: str | None, out: str | Pat
     for r in runs:
         by_role[r.role].append(r)
     planned = planned_cells(experiments)
-    all_boards = boards(by_role["cell"], planned, load_references())
+    all_boards, figures = boards(by_role["cell"], planned), load_references()
+    for board in all_boards:
+        attach_references(board, figures)
+    versions = registered(client)
+    for row in (row for b in all_boards for row in b.rows):
+        row.registered = [versions[r.id] for r in row.runs.values() if r.id in versions]
     env = _environment()
     common = {"experiments": experiments, "ui": ui.rstrip("/") if ui else "", "speed": bool(by_role["speed"]),
+              "banners": banners(all_boards),
               "rebuild": "rnnbench report " + " ".join(f"--experiment {e.name}" for e in experiments)}
     tasks = defaultdict(list)
-    with matplotlib.rc_context({"svg.hashsalt": "rnnbench-report", "svg.fonttype": "path"}), \
+    with matplotlib.rc_context({"svg.hashsalt": "rnnbench-report", "svg.fonttype": "path", **FONT}), \
             tempfile.TemporaryDirectory() as tmp:
         for board in all_boards:
             tasks[board.setting.task].append(task_section(client, board, by_role, out, tmp))
@@ -89,11 +96,13 @@ def build(uri: str, names: list[str] | None, profile: str | None, out: str | Pat
             tasks[task] = []  # a sweep without a benchmark still gets its page
         horizons = {t: horizon_section(client, by_role["sweep"], t, out, tmp) for t in tasks}
         speed = speed_rows(by_role["speed"])
+        reproductions = reproduction_rows(by_role["reproduction"])
         if speed:
             plot_speed(speed, out / "plots/speed.svg")
     common["tasks"] = list(tasks)
     pages = {"index.html": env.get_template("index.html").render(
         **common, page="index", boards=all_boards, facts=facts(all_boards, experiments, planned), horizons=horizons,
+        reproductions=reproductions,
         planned=planned is not None)}
     for task, sections in tasks.items():
         pages[f"task-{task}.html"] = env.get_template("task.html").render(
@@ -113,10 +122,10 @@ def report(profile: str, names: list[str] | None, tracking: str | None, out: str
     """`rnnbench report`: the store from the flag, the environment or the profile's stores:, then the site."""
     from suite.config import StoresConfig
     from suite.experiment import build_section, load_raw, resolve_profile
-    from suite.tracking import tracking_uri
+    from suite.stores import tracking_uri
 
     raw, _, source = load_raw(profile)
     uri = tracking_uri(tracking, build_section(StoresConfig, raw, "stores", source).tracking_uri)
-    index = build(uri, names, None if names else resolve_profile(profile), out=out, ui=ui)
+    index = build(uri, names, None if names else resolve_profile(profile), out=out, ui=ui, auto=profile == "auto")
     print(f"Report: {index} (open {index.resolve().as_uri()})")
     return 0

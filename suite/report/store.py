@@ -4,11 +4,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlsplit
 
 from suite.errors import UserError
-from suite.tracking import PLAN, ROLE, redact
+from suite.stores import redact
+from suite.tracking import PLAN, ROLE
 
 COMPANIONS = ("horizon", "tune", "gradflow")  # rnnbench-<kind>-<profile>, reported with rnnbench-<profile>
 
@@ -58,26 +57,26 @@ def open_store(uri: str):
     """An MlflowClient on the store, after checking it is there (never creating an empty one)."""
     from mlflow import MlflowClient
 
-    scheme = urlsplit(uri).scheme
-    if scheme == "sqlite":
-        db = Path(uri.removeprefix("sqlite:///"))
-        if not db.is_file():
-            raise UserError(f"no MLflow store at {uri} ({db} not found); run `make benchmark` first")
-    elif scheme in ("http", "https"):
-        import requests
+    from suite.stores import check_store
 
-        try:
-            requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
-        except requests.RequestException as e:
-            raise UserError(f"--tracking-uri: tracking server {redact(uri)} unreachable ({type(e).__name__})") from None
+    check_store(uri, read_only=True)
     return MlflowClient(uri)
 
 
-def find_experiments(client, uri: str, names: list[str] | None, profile: str | None) -> list:
+def find_experiments(client, uri: str, names: list[str] | None, profile: str | None, auto: bool = False) -> list:
     """The named experiments; by default rnnbench-<profile> and those of its horizon, tune, gradflow and
-    speed commands that exist."""
+    speed commands that exist. `auto`: the profile was not named, so when the store has no rnnbench-<profile>,
+    the newest profile's results it holds are reported."""
+    if not names and auto and client.get_experiment_by_name(f"rnnbench-{profile}") is None:
+        from suite.experiment import PROFILES
+
+        held = [e for e in client.search_experiments(max_results=1000) if e.name.removeprefix("rnnbench-") in PROFILES]
+        if held:
+            profile = max(held, key=lambda e: e.last_update_time or 0).name.removeprefix("rnnbench-")
+            print(f"profile auto → {profile} (the newest results in {redact(uri)})", flush=True)
     wanted = names or [f"rnnbench-{profile}"]
-    optional = [] if names else [*(f"rnnbench-{k}-{profile}" for k in COMPANIONS), "rnnbench-speed"]
+    optional = [] if names else [*(f"rnnbench-{k}-{profile}" for k in COMPANIONS), "rnnbench-speed",
+                                 "rnnbench-reproduce"]
     found = []
     for name in wanted:
         experiment = client.get_experiment_by_name(name)
@@ -99,6 +98,20 @@ def read_runs(client, experiment_id: str) -> list[Run]:
         token = page.token
         if not token:
             return sorted(runs, key=lambda r: (r.start, r.id))
+
+
+def registered(client) -> dict[str, dict]:
+    """run id -> its model version in the registry (`rnnbench register`): name, version, champion or not."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        models = client.search_registered_models("name LIKE 'rnnbench-%'", max_results=1000)
+        versions = client.search_model_versions("name LIKE 'rnnbench-%'", max_results=10_000)
+    except MlflowException:  # a store without a registry
+        return {}
+    champions = {(m.name, str(v)) for m in models for a, v in m.aliases.items() if a == "champion"}
+    return {v.run_id: {"name": v.name, "version": v.version, "champion": (v.name, str(v.version)) in champions}
+            for v in versions}
 
 
 def planned_cells(experiments: list) -> set | None:

@@ -7,35 +7,32 @@ from __future__ import annotations
 
 import math
 import tempfile
+from pathlib import Path
 
 from suite.errors import UserError
 
 
 def gradflow(exp, task: str, checkpoint: str | None = None, tracking: str | None = None,
-             experiment: str | None = None) -> int:
-    import torch
-    import yaml
-
+             experiment: str | None = None, reuse_stale: bool = False) -> int:
+    """Measure each model of the experiment on `task` (first seed, first length); 1 when one could not be."""
     from suite.benchmark import store_for
-    from suite.config import cell_from_resolved
     from suite.diagnostics import decay_per_step, hidden_grad_norms, unmeasurable
+    from suite.logged_model import load_network
     from suite.train import build, device_for
 
     cells = [c for c in exp.first_seed() if c.seq_len == exp.cells[0].seq_len]
-    store = store_for(exp, tracking, experiment, kind="gradflow")
-    if checkpoint:
+    if checkpoint:  # read before anything is written
         if len(cells) != 1:
             raise UserError("--checkpoint: measures one model's run; name it with --models")
-        try:
-            resolved = store.client.download_artifacts(checkpoint, "config.yaml", tempfile.mkdtemp())
-        except Exception:
-            raise UserError(f"--checkpoint: run {checkpoint} not found, or it has no config.yaml") from None
-        cells, trained = [cell_from_resolved(yaml.safe_load(open(resolved)))], {}
-        trained[cells[0].model] = checkpoint
-    else:
-        trained = _trained_runs(exp, cells, tracking, experiment)
-    curves, skipped = {}, {}
-    for cell in cells:
+        cells = [_checkpoint_cell(exp, tracking, checkpoint)]
+        trained = {cells[0].model: checkpoint}
+    store = store_for(exp, tracking, experiment, kind="gradflow")
+    if not checkpoint:
+        trained = _trained_runs(exp, cells, tracking, experiment, reuse_stale)
+    curves, skipped, failed = {}, {}, [c for c in cells if c.model not in trained]
+    for cell in failed:
+        print(f"  FAILED {cell.label}: its training did not finish (see its run's error); not measured", flush=True)
+    for cell in (c for c in cells if c.model in trained):
         device = device_for(cell)
         task_obj, _, _, test, fresh = build(cell, device)
         reason = unmeasurable(fresh.net.backbone)
@@ -46,12 +43,13 @@ def gradflow(exp, task: str, checkpoint: str | None = None, tracking: str | None
         x, y = next(iter(test))
         x, y = x[:256], y[:256]
         curves[f"{cell.model} init"] = hidden_grad_norms(fresh.net.to(device), task_obj, x, y)
-        weights = store.client.download_artifacts(trained[cell.model], "model.pt", tempfile.mkdtemp())
-        fresh.net.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
+        fresh.net.load_state_dict(load_network(store.client, trained[cell.model]).state_dict())
         curves[f"{cell.model} trained"] = hidden_grad_norms(fresh.net, task_obj, x, y)
     if not curves:
+        if failed:
+            return 1
         raise UserError(f"gradflow: none of {', '.join(skipped)} exposes its states (unroll); nothing to measure")
-    measured = [c for c in cells if c.model not in skipped]
+    measured = [c for c in cells if c.model in trained and c.model not in skipped]
     slopes = {k: decay_per_step(v) for k, v in curves.items()}
     run = _record(store, task, cells, measured, trained, curves, slopes, skipped, exp.name)
     print("grad_decay_per_step (slope of log‖∂L/∂h_t‖ per step from the loss; < 0 vanishes, > 0 explodes)")
@@ -59,22 +57,38 @@ def gradflow(exp, task: str, checkpoint: str | None = None, tracking: str | None
         print(f"  {cell.model:9s} init {slopes[cell.model + ' init']:+.4f}   "
               f"trained {slopes[cell.model + ' trained']:+.4f}")
     print(f"Run {run} in experiment {store.experiment}: gradflow.csv, gradflow.png")
-    return 0
+    return 1 if failed else 0
 
 
-def _trained_runs(exp, cells, tracking, experiment) -> dict[str, str]:
-    """Train (or find already trained) each model's cell in the benchmark's experiment: model -> run id."""
+def _checkpoint_cell(exp, tracking, run_id: str):
+    """The cell a run trained, from its config.yaml, read (never written) through the store."""
+    import yaml
+    from mlflow import MlflowClient
+
+    from suite.config import cell_from_resolved
+    from suite.stores import check_store, tracking_uri
+
+    uri = tracking_uri(tracking, exp.stores.tracking_uri)
+    check_store(uri, read_only=True)
+    try:
+        path = MlflowClient(uri).download_artifacts(run_id, "config.yaml", tempfile.mkdtemp())
+        return cell_from_resolved(yaml.safe_load(Path(path).read_text()))
+    except Exception:
+        raise UserError(f"--checkpoint: run {run_id} not found, or it has no config.yaml") from None
+
+
+def _trained_runs(exp, cells, tracking, experiment, reuse_stale) -> dict[str, str]:
+    """Train (or find already trained) each model's cell in the benchmark's experiment: model -> run id (a cell
+    whose training failed is left out)."""
     from suite.benchmark import store_for
     from suite.runner import run_matrix
-    from suite.tracking import finished_runs
+    from suite.tracking import finished_runs, result_of
 
     bench = store_for(exp, tracking, experiment)
-    run_matrix(bench, cells, exp.name)
+    run_matrix(bench, cells, exp.name, reuse_stale=reuse_stale)
     found = finished_runs(bench, [c.config_hash for c in cells])
-    missing = [c.label for c in cells if c.config_hash not in found]
-    if missing:
-        raise UserError(f"gradflow: {missing[0]} has no finished run to measure")
-    return {c.model: found[c.config_hash].info.run_id for c in cells}
+    return {c.model: run.info.run_id for c in cells if (run := result_of(found, c)[0] or
+                                                        (result_of(found, c)[1] if reuse_stale else None))}
 
 
 def _record(store, task, cells, measured, trained, curves, slopes, skipped, profile):

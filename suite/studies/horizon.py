@@ -90,16 +90,21 @@ def plot(ratio: dict, task: str, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for model in dict.fromkeys(m for m, _ in ratio):
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    markers = "osD^vPX*"
+    for i, model in enumerate(dict.fromkeys(m for m, _ in ratio)):
         lengths = sorted(T for m, T in ratio if m == model)
         values = [ratio[(model, T)] for T in lengths]
-        ax.plot(lengths, [sum(v) / len(v) for v in values], marker="o", label=model)
+        ax.plot(lengths, [sum(v) / len(v) for v in values], marker=markers[i % len(markers)], label=model)
         ax.fill_between(lengths, [min(v) for v in values], [max(v) for v in values], alpha=0.2)
-    ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="chance")
+    ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="chance").set_gid("chance-line")
     ax.set(xscale="log", xlabel="sequence length T", ylabel="test loss / chance loss",
            title=f"{task}: loss against chance")
+    ax.xaxis.set_major_locator(FixedLocator(sorted({T for _, T in ratio})))  # the lengths run, as plain numbers
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.legend()
     fig.tight_layout()
     fig.savefig(path)
@@ -107,8 +112,9 @@ def plot(ratio: dict, task: str, path):
 
 
 def sweep(exp, task: str, lengths=None, seeds=None, budget_steps=None, budget_minutes=None, tracking=None,
-          experiment=None, force=False) -> int:
-    """`rnnbench horizon`: the sweep's runs, then its horizons, table and plot on one parent run."""
+          experiment=None, force=False, reuse_stale=False) -> int:
+    """`rnnbench horizon`: the sweep's runs, then its horizons, table and plot on one parent run; 1 when a run
+    failed (it counts as unsolved)."""
     from suite.benchmark import store_for
     from suite.config import horizon_config
     from suite.runner import run_matrix
@@ -136,7 +142,7 @@ def sweep(exp, task: str, lengths=None, seeds=None, budget_steps=None, budget_mi
             "seeds": str(cfg.seeds), "budget": budget}
     print(f"horizon sweep on {task}: {len(cells)} runs (models × T={ladder} × {cfg.seeds} seeds)", flush=True)
     with parent_run(store, f"horizon-{task}", tags) as parent:
-        outcomes = run_matrix(store, cells, exp.name, force=force, role="sweep_cell",
+        outcomes = run_matrix(store, cells, exp.name, force=force, role="sweep_cell", reuse_stale=reuse_stale,
                               tags={c.config_hash: {"mlflow.parentRunId": parent} for c in cells})
         horizons, shares, ratio, at_2t = summarise(outcomes, cfg.min_share)
         log_metrics(store.client, parent, {f"horizon_{m}": float(h or 0) for m, h in horizons.items()})
@@ -151,4 +157,7 @@ def sweep(exp, task: str, lengths=None, seeds=None, budget_steps=None, budget_mi
     print(table(horizons, shares, ratio, at_2t))
     print(f"Sweep run {parent} in experiment {store.experiment}: horizon_<model> metrics, horizon.json, "
           "test_vs_chance.png")
-    return 0
+    failed = [o for o in outcomes if o.status == "FAILED"]
+    for o in failed:
+        print(f"  FAILED {o.cell.label}: {o.error} (run {o.run_id})")
+    return 1 if failed else 0

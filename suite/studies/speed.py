@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import itertools
 import math
-import statistics
 import time
 
 import torch
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 
 from suite.config import Cell
 from suite.errors import UserError
+from suite.studies.speed_rows import SpeedRow, attach_attn_ratios, median, speed_table
 from suite.train import build, device_for, precision_for, trainer_for
 
 
@@ -133,52 +133,17 @@ def _endless(iterable):
         yield from iterable
 
 
-def median(values):
-    values = [v for v in values if math.isfinite(v)]
-    return statistics.median(values) if values else float("nan")
-
-
-@dataclasses.dataclass
-class SpeedRow:
-    cell: Cell
-    suite: float  # samples/s, median
-    raw: float
-    cell_loop: float | None = None  # samples/s of the nn.*Cell loop (models with cell_loop: rnn/lstm/gru)
-    compiled: float | None = None  # samples/s of the raw loop under torch.compile
-    data_share: float = float("nan")
-    activation_mb: float = float("nan")
-    peak_mb: float | None = None  # CUDA only
-    attn_vs_base: float | None = None  # step time / its base model's step time (same shape): attn_rnn's overhead
-    same_loss: bool = True
-
-    @property
-    def ratio(self) -> float:
-        return self.suite / self.raw
-
-    def metrics(self) -> dict:
-        m = {"suite_samples_per_s": self.suite, "raw_samples_per_s": self.raw, "suite_vs_raw": self.ratio,
-             "data_share": self.data_share, "activation_mb": self.activation_mb}
-        if self.cell_loop:
-            m["fused_vs_cell"] = self.raw / self.cell_loop
-        if self.compiled:
-            m["compile_vs_eager"] = self.compiled / self.raw
-        if self.peak_mb is not None:
-            m["peak_mem_mb"] = self.peak_mb
-        if self.attn_vs_base is not None:
-            m["attn_vs_base_step_time"] = self.attn_vs_base
-        return {k: v for k, v in m.items() if math.isfinite(v)}
-
-
 def measure(cell: Cell, repeats: int = 5, steps: int | None = None, warmup: int = 5, compile: bool = False,
-            target_s: float = 1.0) -> SpeedRow:
+            target_s: float = 1.0, monitor=None) -> SpeedRow:
     """All figures for one cell; the variants are interleaved within each repeat, and the suite and the
-    raw loop take turns going first, so drift and warm-up order hit them alike."""
+    raw loop take turns going first, so drift and warm-up order hit them alike. `monitor`: a context manager
+    factory under which the suite is timed once more (e.g. MLflow's system-metrics sampling)."""
     if steps is None:  # size each measurement to about target_s seconds
         probe = raw_throughput(cell, 3, 2)["samples_per_s"]
         steps = max(5, min(300, round(target_s * probe / cell.train.batch_size)))
     from suite.models import MODELS
 
-    suite, raw, loop, compiled, shares = [], [], [], [], []
+    suite, raw, loop, compiled, shares, monitored = [], [], [], [], [], []
     loops = hasattr(MODELS[cell.model], "cell_loop")  # a backbone that can step its recurrence in Python
     for repeat in range(repeats):
         for variant in ("suite", "raw") if repeat % 2 == 0 else ("raw", "suite"):  # neither always goes first
@@ -192,10 +157,14 @@ def measure(cell: Cell, repeats: int = 5, steps: int | None = None, warmup: int 
             loop.append(raw_throughput(cell, max(3, steps // 4), 1, backbone=lambda b: b.cell_loop())["samples_per_s"])
         if compile:
             compiled.append(raw_throughput(cell, steps, warmup, compile=True)["samples_per_s"])
+        if monitor is not None:
+            with monitor():
+                monitored.append(suite_throughput(cell, steps, warmup)["samples_per_s"])
     device = device_for(cell)
     return SpeedRow(cell, median(suite), median(raw), median(loop) if loop else None,
                     median(compiled) if compiled else None, median(shares), saved_activation_mb(cell),
-                    peak_cuda_mb(cell) if device == "cuda" else None, same_loss=same_first_loss(cell))
+                    peak_cuda_mb(cell) if device == "cuda" else None, same_loss=same_first_loss(cell),
+                    monitored=median(monitored) if monitored else None)
 
 
 def same_first_loss(cell: Cell) -> bool:
@@ -209,37 +178,10 @@ def same_first_loss(cell: Cell) -> bool:
     return math.isclose(raw, ours, rel_tol=1e-4, abs_tol=1e-6)
 
 
-def attach_attn_ratios(rows: list[SpeedRow]):
-    """A model's step time over that of the model it builds on (base_model: attn_rnn over its GRU/LSTM core),
-    on the same task shape, when both were measured."""
-    from suite.models import MODELS
-
-    by_shape = {(r.cell.model, r.cell.task, r.cell.seq_len): r for r in rows}
-    for r in rows:
-        model = MODELS[r.cell.model]
-        if hasattr(model, "base_model"):
-            base = by_shape.get((model.base_model(r.cell.model_cfg), r.cell.task, r.cell.seq_len))
-            if base is not None:
-                r.attn_vs_base = base.raw / r.raw  # step time ratio = inverse throughput ratio
-
-
-def speed_table(rows: list[SpeedRow]) -> str:
-    header = ("model", "task", "T", "suite/s", "raw/s", "suite/raw", "fused/cell", "attn/base", "data %",
-              "act MB", "compile" if any(r.compiled for r in rows) else "")
-    body = []
-    for r in rows:
-        body.append((r.cell.model, r.cell.task, str(r.cell.seq_len), f"{r.suite:.0f}", f"{r.raw:.0f}",
-                     f"{r.ratio:.3f}", f"{r.raw / r.cell_loop:.2f}x" if r.cell_loop else "-",
-                     f"{r.attn_vs_base:.2f}x" if r.attn_vs_base else "-", f"{100 * r.data_share:.1f}",
-                     f"{r.activation_mb:.1f}", f"{r.compiled / r.raw:.2f}x" if r.compiled else ""))
-    from suite.summary import aligned
-
-    return aligned(header, body, left={0, 1})
-
-
 def speed(exp, repeats: int = 5, steps: int | None = None, compile: bool = False, tracking: str | None = None,
-          experiment: str | None = None) -> int:
-    """`rnnbench speed`: every cell (first seed) measured, printed, and recorded as one run each."""
+          experiment: str | None = None, system_metrics: bool = False) -> int:
+    """`rnnbench speed`: every cell (first seed) measured, printed, and recorded as one run each; 1 when a cell
+    could not be measured (the others still are)."""
     from suite.benchmark import store_for
     from suite.tracking import ROLE, environment, log_metrics, parent_run
 
@@ -248,13 +190,24 @@ def speed(exp, repeats: int = 5, steps: int | None = None, compile: bool = False
     cells = exp.first_seed()
     store = store_for(exp, tracking, experiment or "rnnbench-speed")
     print(f"{len(cells)} cells, {repeats} interleaved repeats each (medians)", flush=True)
-    rows = []
+    rows, failed = [], []
+    monitor = _monitor(store) if system_metrics else None
     for i, cell in enumerate(cells, 1):
-        rows.append(r := measure(cell, repeats, steps, compile=compile))
-        print(f"[{i}/{len(cells)}] {cell.model} · {cell.task} T={cell.seq_len}: suite {r.suite:.0f}/s, "
-              f"raw {r.raw:.0f}/s, suite/raw {r.ratio:.3f}", flush=True)
+        try:
+            r = measure(cell, repeats, steps, compile=compile, monitor=monitor)
+        except UserError:
+            raise
+        except Exception as e:  # one cell's failure does not stop the others
+            failed.append(f"FAILED {cell.label}: {type(e).__name__}: {str(e).strip()[:300]}")
+            print(f"[{i}/{len(cells)}] {failed[-1]}", flush=True)
+            continue
         if not r.same_loss:
-            raise UserError(f"speed: {cell.label}: the suite and the raw loop disagree on the first loss")
+            failed.append(f"FAILED {cell.label}: the suite and the raw loop disagree on the first loss")
+            continue
+        rows.append(r)
+        print(f"[{i}/{len(cells)}] {cell.model} · {cell.task} T={cell.seq_len}: suite {r.suite:.0f}/s, "
+              f"raw {r.raw:.0f}/s, suite/raw {r.ratio:.3f}"
+              + (f", with system metrics {r.monitored / r.suite:.3f}" if r.monitored else ""), flush=True)
     attach_attn_ratios(rows)
     env = environment()
     for r in rows:
@@ -263,6 +216,33 @@ def speed(exp, repeats: int = 5, steps: int | None = None, compile: bool = False
                 "batch_size": str(c.train.batch_size), "config_hash": c.config_hash, **env}
         with parent_run(store, f"speed-{c.model}-{c.task}-T{c.seq_len}", tags, heartbeat=False) as run:
             log_metrics(store.client, run, r.metrics())
-    print(speed_table(rows))
+    if rows:
+        print(speed_table(rows))
     print(f"Recorded in MLflow experiment {store.experiment} ({len(rows)} runs)")
-    return 0
+    for line in failed:
+        print(f"  {line}")
+    return 1 if failed else 0
+
+
+def _monitor(store):
+    """MLflow's system-metrics sampler at 10x the rate runs use (every second), logging to a probe run."""
+    import contextlib
+
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    from suite.tracking import ROLE
+
+    probe = store.client.create_run(store.experiment_id, run_name="system-metrics-probe",
+                                    tags={ROLE: "speed_probe"}).info.run_id
+    store.client.set_terminated(probe, "FINISHED")
+
+    @contextlib.contextmanager
+    def sampling():
+        monitor = SystemMetricsMonitor(probe, sampling_interval=1, tracking_uri=store.uri)
+        monitor.start()
+        try:
+            yield
+        finally:
+            monitor.finish()
+
+    return sampling

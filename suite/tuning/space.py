@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from suite.config import Cell, TrainConfig
 from suite.errors import UserError
+from suite.yamlio import read_yaml
 
 # Every model searches these, so the same effort goes into each; model.param_budget stays as the profile
 # sets it, so tuned models remain matched in size.
@@ -50,13 +51,8 @@ def load_space(model: str, base_raw: dict, path: str | None = None) -> list[Para
 
     where_from = str(path) if path else f"{model}'s search space"
     if path:
-        if not Path(path).is_file():
-            raise UserError(f"--space: {path} not found")
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except yaml.YAMLError as e:
-            raise UserError(f"{path}: not valid YAML ({getattr(e, 'problem', e)})") from None
-        if not isinstance(data, dict):
+        data = read_yaml(Path(path), "--space")
+        if not isinstance(data, dict) or not data:
             raise UserError(f"{path}: expected a mapping of config paths to ranges")
     else:
         data = default_space(model)

@@ -39,7 +39,7 @@ def open_storage(url: str):
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     from suite.cluster import heartbeat_s
-    from suite.tracking import redact
+    from suite.stores import redact
 
     if "://" not in url:  # a path: the journal file
         from optuna.storages.journal import JournalFileBackend
@@ -56,10 +56,16 @@ def open_storage(url: str):
         with claim_lock(url, SCHEMA):  # workers starting together would race to create the tables
             return optuna.storages.RDBStorage(url, heartbeat_interval=beat, grace_period=3 * beat,
                                               heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(MAX_RETRY),
-                                              engine_kwargs={"pool_pre_ping": True})
+                                              engine_kwargs=_engine_kwargs(url))
     except Exception as e:
         raise UserError(f"--storage: cannot open {redact(url)} ({type(e).__name__}); "
                         "check the URL and the server") from None
+
+
+def _engine_kwargs(url: str) -> dict:
+    """An unreachable PostgreSQL/MySQL answers within 10 s, not after minutes of retries."""
+    timeout = {"connect_timeout": 10} if url.startswith(("postgresql", "mysql")) else {}
+    return {"pool_pre_ping": True, **({"connect_args": timeout} if timeout else {})}
 
 
 @contextlib.contextmanager

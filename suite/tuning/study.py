@@ -27,7 +27,8 @@ def tune(exp: Experiment, tracking: str | None = None, experiment: str | None = 
     """Tune every model x task of the experiment (first seed); `parent_run` makes this a worker process."""
     from suite.cluster import reap_stale_runs
     from suite.runner import open_store
-    from suite.tracking import tracking_uri
+    from suite.stores import tracking_uri
+    from suite.tracking import our_experiments
     from suite.tuning.objective import make_objective
     from suite.tuning.space import load_space
     from suite.tuning.storage import open_storage, storage_url
@@ -43,25 +44,33 @@ def tune(exp: Experiment, tracking: str | None = None, experiment: str | None = 
     uri = tracking_uri(tracking, exp.stores.tracking_uri)
     url = storage_url(storage, uri, exp.stores.optuna_storage)
     open_storage(url)  # a bad URL or an unreachable database stops here, before anything is recorded
+    exp.check_data()
     store = open_store(uri, experiment or f"rnnbench-tune-{exp.name}")
     if not parent_run:
-        reap_stale_runs(store.client, [store.experiment_id])
+        reap_stale_runs(store.client, our_experiments(store))
+    failed = []
     for cell in cells:
         name = study or study_name(exp.name, cell)
         if parent_run:  # a worker process started by tune_study below
             objective = make_objective(store, cell, spaces[cell.model], exp.name, parent_run)
-            run_worker(name, url, cell, objective, budget, budget.trials, store, worker=worker_index, timeout=timeout,
-                       say=lambda m: print(f"[worker {worker_index}] {m}", flush=True))
+            _, lines = run_worker(name, url, cell, objective, budget, budget.trials, store, worker=worker_index,
+                                  timeout=timeout, say=lambda m: print(f"[worker {worker_index}] {m}", flush=True))
         else:
             worker_args = [*exp.origin, *_flags(trials=trials, pruner=pruner, timeout=timeout, space=space,
                                                 experiment=experiment)]
-            tune_study(store, exp.name, cell, name, url, budget, spaces[cell.model], workers, worker_args, timeout)
-    return 0
+            lines = tune_study(store, exp.name, cell, name, url, budget, spaces[cell.model], workers, worker_args,
+                               timeout)
+        failed += lines
+    for line in failed:
+        print(line, flush=True)
+    return 1 if failed else 0
 
 
-def tune_study(store, profile, cell, name, url, budget, space, workers, worker_args, timeout):
-    """One study: its parent run (found again when topped up), then 1 worker here or K worker processes."""
-    from suite.tracking import ROLE, parent_run, redact
+def tune_study(store, profile, cell, name, url, budget, space, workers, worker_args, timeout) -> list[str]:
+    """One study: its parent run (found again when topped up), then 1 worker here or K worker processes.
+    Returns a line for each failure (a trial that crashed or diverged, a worker that did not finish)."""
+    from suite.stores import redact
+    from suite.tracking import ROLE, parent_run
     from suite.tuning.objective import make_objective
     from suite.tuning.storage import claim_lock
     from suite.tuning.worker import make_study, run_worker
@@ -79,21 +88,24 @@ def tune_study(store, profile, cell, name, url, budget, space, workers, worker_a
           f"storage {redact(url)}", flush=True)
     with parent_run(store, f"study-{name}", {}, reopen=reopen) as parent:
         if workers == 1:
-            result = run_worker(name, url, cell, make_objective(store, cell, space, profile, parent), budget,
-                                budget.trials, store, timeout=timeout)
+            result, failed = run_worker(name, url, cell, make_objective(store, cell, space, profile, parent),
+                                        budget, budget.trials, store, timeout=timeout)
         else:
             argv = ["--model", cell.model, "--task", cell.task, "--study", name, "--parent-run", parent, *worker_args]
             procs = [subprocess.Popen([sys.executable, "-m", "suite", "tune", *argv, "--worker-index", str(i)],
                                       env=_worker_env(store.uri, url, i, workers)) for i in range(workers)]
             codes = [p.wait() for p in procs]
-            if any(codes):
-                raise UserError(f"{name}: worker exit codes {codes}; see their messages above")
+            if 130 in codes:
+                raise KeyboardInterrupt
+            failed = [f"FAILED {name}: worker {i} exited {c} (its lines above say why)"
+                      for i, c in enumerate(codes) if c]
             result = make_study(name, url, budget, epochs=cell.train.epochs)
         summary = summarise(result, store, parent)
     best = summary.get("best_val_loss")
     print(f"study {name}: {summary['n_complete']} complete, {summary['n_pruned']} pruned, "
           f"{summary['n_failed']} failed, {summary['epochs_trained']:.0f} epochs trained"
           + (f"; best val_loss {best:.4g} with {result.best_params}" if best is not None else ""), flush=True)
+    return failed
 
 
 def _new_study_run(store, name, cell, profile, storage, facts) -> str:
@@ -150,7 +162,36 @@ def summarise(study, store, parent_run_id: str) -> dict:
         client.log_dict(parent_run_id, {"value": best, "params": study.best_params,
                                         "trial": study.best_trial.number}, "best_params.json")
     log_metrics(client, parent_run_id, metrics, step=len(done))
+    if n["COMPLETE"] >= 2:
+        study_plots(study, client, parent_run_id)
     return metrics
+
+
+def study_plots(study, client, run_id: str):
+    """Optuna's own optimisation history and parameter importances (its matplotlib visualisation), as PNGs on the
+    study's run: the report's tuning section shows them."""
+    import tempfile
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ov
+
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the module is marked experimental
+        for name, draw in (("optimization_history", ov.plot_optimization_history),
+                           ("param_importances", ov.plot_param_importances)):
+            try:
+                ax = draw(study)
+            except (ValueError, RuntimeError):  # e.g. importances need two parameters that varied
+                continue
+            ax.figure.set_size_inches(5.6, 3.6)
+            ax.figure.tight_layout()
+            ax.figure.savefig(f"{tmp}/{name}.png", dpi=100)
+            plt.close(ax.figure)
+            client.log_artifact(run_id, f"{tmp}/{name}.png")
 
 
 def tuned_cells(cells: list[Cell], profile: str, url: str) -> tuple[list[Cell], dict]:

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import time
+import warnings
 
 from suite.compat import study_storage, trial_heartbeat, trial_id
 from suite.config import Cell, TuneConfig
-from suite.errors import UserError
 from suite.tuning.storage import MAX_RETRY, claim_lock, open_storage
 
 COUNTED = ("COMPLETE", "PRUNED", "RUNNING", "WAITING")  # states that fill a study's budget (FAIL is retried)
@@ -22,8 +22,13 @@ def make_study(name: str, url: str, tune: TuneConfig, worker: int = 0, epochs: i
     pruner = {"median": lambda: optuna.pruners.MedianPruner(tune.startup_trials, tune.warmup_epochs),
               "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs),
               "none": optuna.pruners.NopPruner}[tune.pruner]()
-    return optuna.create_study(study_name=name, storage=open_storage(url), direction="minimize", load_if_exists=True,
-                               sampler=optuna.samplers.TPESampler(seed=tune.sampler_seed + worker), pruner=pruner)
+    study = optuna.create_study(study_name=name, storage=open_storage(url), direction="minimize", load_if_exists=True,
+                                sampler=optuna.samplers.TPESampler(seed=tune.sampler_seed + worker), pruner=pruner)
+    if study.metric_names != ["val_loss"]:
+        with warnings.catch_warnings():  # experimental in some versions
+            warnings.simplefilter("ignore")
+            study.set_metric_names(["val_loss"])  # optuna-dashboard shows "val_loss", not "Objective 0"
+    return study
 
 
 def counted(study) -> dict[str, int]:
@@ -78,14 +83,18 @@ def fail_dead_trials(study) -> int:
 
 def run_worker(study_name: str, url: str, cell: Cell, objective, tune: TuneConfig, trials: int, store,
                worker: int = 0, timeout: float | None = None, say=print):
-    """Run trials until the study holds `trials` COMPLETE/PRUNED ones (failed ones are retried)."""
+    """Run trials until the study holds `trials` COMPLETE/PRUNED ones (failed ones are retried).
+
+    Returns the study and one line for each trial of this worker that failed (crashed or diverged); it stops
+    early when more than max(3, trials) fail in a row.
+    """
     import optuna
     from optuna.trial import TrialState
 
     from suite.cluster import reap_stale_runs, worker_id
 
     study = make_study(study_name, url, tune, worker, cell.train.epochs)
-    started, failures = time.monotonic(), 0
+    started, failures, failed = time.monotonic(), 0, []
     while timeout is None or time.monotonic() - started < timeout:
         with claim_lock(url, study_name):  # count then ask, atomically, so K workers stop at exactly `trials`
             dead = fail_dead_trials(study)
@@ -109,6 +118,7 @@ def run_worker(study_name: str, url: str, cell: Cell, objective, tune: TuneConfi
             trial.set_user_attr("fail_reason", str(e))
             study.tell(trial, state=TrialState.FAIL)
             state, note, failures = "FAIL", str(e), failures + 1
+            failed.append(f"FAILED {study_name} trial {trial.number}: {e}")
         except KeyboardInterrupt:  # never leave the trial RUNNING: it would hold a slot of the budget
             trial.set_user_attr("fail_reason", "interrupted")
             study.tell(trial, state=TrialState.FAIL)
@@ -117,5 +127,6 @@ def run_worker(study_name: str, url: str, cell: Cell, objective, tune: TuneConfi
         say(f"{study_name}: trial {trial.number} {state} ({note}) · {n['COMPLETE'] + n['PRUNED']}/{trials} done, "
             f"{n['PRUNED']} pruned, {n['FAIL']} failed" + (f", best val_loss {best:.4g}" if best is not None else ""))
         if failures > max(3, trials):
-            raise UserError(f"{study_name}: {failures} trials failed in a row; see the runs' error tags")
-    return study
+            failed.append(f"FAILED {study_name}: stopped after {failures} trials failed in a row")
+            break
+    return study, failed

@@ -1,0 +1,111 @@
+"""Where the tracking store is, whether it answers (one line within seconds when not), and URLs without secrets."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from suite.errors import UserError
+
+DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow's own default store; artifacts go to ./mlartifacts
+def tracking_uri(cli_uri: str | None = None, profile_uri: str | None = None) -> str:
+    """--tracking-uri, else $MLFLOW_TRACKING_URI, else the profile's stores.tracking_uri, else the local store."""
+    return cli_uri or os.environ.get("MLFLOW_TRACKING_URI") or profile_uri or DEFAULT_URI
+
+
+SECRET_KEYS = ("pass", "pwd", "secret", "token", "key", "auth", "credential")  # query parameters holding one
+SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql")  # MLflow's tracking stores (and +driver)
+
+
+def redact(uri: str) -> str:
+    """The URI without a secret (a password, or a query parameter that holds one), for logs, tags and messages."""
+    try:
+        parts = urlsplit(uri)
+        netloc = parts.netloc
+        if parts.password is not None:
+            netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        query = "&".join(f"{k}=***" if any(s in k.lower() for s in SECRET_KEYS) and eq else f"{k}{eq}{v}"
+                         for k, eq, v in (p.partition("=") for p in parts.query.split("&") if p))
+        if netloc == parts.netloc and query == parts.query:
+            return uri  # nothing secret: as given (urlunsplit would rewrite sqlite:////abs/path)
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
+    except ValueError:  # not even a URL (e.g. a bad port): show its scheme only
+        return uri.split("://", 1)[0] + "://***" if "://" in uri else "***"
+
+
+def check_store(uri: str, read_only: bool = False):
+    """One line, within seconds, when the tracking store cannot serve: an unknown scheme, a folder that is not
+    there, a file that is not an MLflow store, an unreachable server or database. `read_only`: the store must
+    exist already (a report never creates one)."""
+    scheme = urlsplit(uri).scheme.split("+")[0]
+    if scheme in ("", "file"):
+        raise UserError(f"--tracking-uri: {redact(uri)}: MLflow 3 needs a database store; use e.g. sqlite:///mlflow.db")
+    if scheme not in SCHEMES:
+        raise UserError(f"--tracking-uri: {redact(uri)}: unknown scheme '{scheme}'; use sqlite:///mlflow.db, "
+                        "http(s)://HOST:PORT or postgresql://USER@HOST/DB")
+    if scheme in ("http", "https"):
+        import requests
+
+        try:
+            requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
+        except requests.RequestException as e:
+            raise UserError(f"--tracking-uri: tracking server {redact(uri)} unreachable ({type(e).__name__}); "
+                            "start it (`make server`) or unset MLFLOW_TRACKING_URI for the local store") from None
+    elif scheme == "sqlite":
+        _check_sqlite(uri, read_only)
+    else:
+        _check_database(uri)
+
+
+def _check_sqlite(uri: str, read_only: bool):
+    import sqlite3
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    if not db.parent.exists():
+        raise UserError(f"--tracking-uri: folder {db.parent} for {uri} does not exist")
+    if not db.is_file() or db.stat().st_size == 0:
+        if read_only:
+            raise UserError(f"no MLflow store at {uri} ({db} {'is empty' if db.is_file() else 'not found'}); "
+                            "run `make benchmark` first")
+        return  # MLflow creates it
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as e:
+        raise UserError(f"--tracking-uri: {db} is not an MLflow store ({e})") from None
+    if not {"experiments", "runs", "alembic_version"} <= tables:
+        raise UserError(f"--tracking-uri: {db} is a database but not an MLflow store (no experiments table)")
+
+
+def _check_database(uri: str):
+    """A PostgreSQL/MySQL store answers within 10 s (MLflow itself would retry for minutes)."""
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(uri, poolclass=sqlalchemy.pool.NullPool, connect_args={"connect_timeout": 10})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as e:
+        raise UserError(f"--tracking-uri: cannot reach the database {redact(uri)} ({type(e).__name__}); "
+                        "check the URL and that the server runs") from None
+
+
+def reachable(uri: str) -> bool:
+    """Whether a tracking server answers /health (a database store: whether MLflow can search it)."""
+    if urlsplit(uri).scheme in ("http", "https"):
+        import requests
+
+        try:
+            return requests.get(uri.rstrip("/") + "/health", timeout=5).ok
+        except requests.RequestException:
+            return False
+    try:
+        from mlflow import MlflowClient
+
+        MlflowClient(uri).search_experiments(max_results=1)
+        return True
+    except Exception:
+        return False
+
+

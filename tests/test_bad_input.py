@@ -1,0 +1,191 @@
+"""Every bad input of every subcommand: exit 2, one line on stderr, no traceback, no secret, fast, and nothing
+written: the store's contents and the working folder are as they were."""
+import gzip
+import hashlib
+import sqlite3
+import time
+
+import pytest
+
+from suite.cli import main
+
+SECRET = "s3cret"
+NEST = "a: " + "[" * 100 + "]" * 100 + "\n"
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefghi", "bcdefghij", strict=True))
+SMOKE_ADDING = "# smoke\nmodels: [rnn]\ntasks: {adding: {seq_len: 5}}\n"
+
+# (argv with {store} {cfg} {dir} placeholders, config text for {cfg} or None, the words the line must hold)
+CASES = [
+    # experiment files
+    (["benchmark", "--config", "{cfg}"], BOMB, "YAML aliases (*name) are not allowed"),
+    (["benchmark", "--config", "{cfg}"], NEST, "nested more than 32 levels"),
+    (["benchmark", "--config", "{cfg}"], b"\xff\xfe\x00binary\x00", "not UTF-8 text"),
+    (["benchmark", "--config", "{cfg}"], "", "empty; an experiment names"),
+    (["benchmark", "--config", "{cfg}"], "# only a comment\n", "empty; an experiment names"),
+    (["benchmark", "--config", "{cfg}"], "- rnn\n- lstm\n", "expected a mapping of settings"),
+    (["benchmark", "--config", "{cfg}"], "models: [rnn]\n" + "#" * (1 << 20), "an experiment file is at most"),
+    (["benchmark", "--config", "{cfg}"], "models: [rnn\n", "not valid YAML"),
+    (["benchmark", "--config", "{cfg}"], "modles: [rnn]\n", "modles: unknown key"),
+    (["benchmark", "--config", "{cfg}"], "models: []\ntasks: {adding: {}}\n", "nothing to run"),
+    (["benchmark", "--config", "{cfg}"], "seeds: []\ntasks: {adding: {}}\n", "nothing to run"),
+    (["benchmark", "--config", "{cfg}"], "seeds: [1000003]\ntasks: {adding: {}}\n", "draws the validation sets"),
+    (["benchmark", "--config", "{cfg}"], "train: {lr: .nan}\ntasks: {adding: {}}\n", "train.lr: Input should be a finite"),
+    (["benchmark", "--config", "{cfg}"], "train: {lr: .inf}\ntasks: {adding: {}}\n", "train.lr: Input should be a finite"),
+    (["benchmark", "--config", "{cfg}"], "model: {param_budget: 5}\ntasks: {adding: {}}\n", "cannot get within 5%"),
+    (["benchmark", "--config", "{cfg}"], "tasks: {mnist_rows: {source: local, path: /no/such}}\n", "does not exist"),
+    (["benchmark", "--config", "{cfg}"], "tasks: {mnist_rows: {path: '{dir}/junk'}}\n", "is not readable MNIST"),
+    (["benchmark", "--config", "{cfg}"], "tasks: {mnist_rows: {path: '{dir}/idx'}}\n", "not an IDX file"),
+    (["benchmark", "--config", "{cfg}"], "tasks: {copy: {seq_len: 0}}\n", "tasks.copy.seq_len: Input should be greater"),
+    (["benchmark", "--config", "{cfg}"], "models: [lstm]\nmodel: {init: identity}\ntasks: {adding: {}}\n", "model.init"),
+    (["benchmark", "--config", "{cfg}"], "models: [rnn]\nmodel: {nonlinearity: sigmoid}\ntasks: {adding: {}}\n",
+     "model.nonlinearity"),
+    (["benchmark", "--config", "{cfg}"], "train: {device: cuda}\ntasks: {adding: {}}\n", "no CUDA device"),
+    (["benchmark", "--config", "{cfg}"], "horizon: {copy: [0]}\ntasks: {adding: {}}\n", "horizon.copy.0"),
+    (["benchmark", "--config", "{cfg}"], "horizon: {mnist_rows: [10]}\ntasks: {adding: {}}\n", "fixed length"),
+    (["benchmark", "--config", "{cfg}"], "stores: {tracking_uri: 5}\ntasks: {adding: {}}\n", "stores.tracking_uri"),
+    (["benchmark", "--config", "{cfg}"], "tune: {trials: 0}\ntasks: {adding: {}}\n", "tune.trials"),
+    (["benchmark", "--config", "/no/such.yaml"], None, "--config: /no/such.yaml not found"),
+    (["benchmark", "--profile", "gpu"], None, "unknown profile 'gpu'"),
+    # benchmark's flags
+    (["benchmark", "--profile", "smoke", "--models", ""], None, "--models: an empty list"),
+    (["benchmark", "--profile", "smoke", "--tasks", ","], None, "--tasks: an empty list"),
+    (["benchmark", "--profile", "smoke", "--models", "nope"], None, "unknown model 'nope'"),
+    (["benchmark", "--profile", "smoke", "--seeds", "0"], None, "--seeds: needs at least 1"),
+    (["benchmark", "--profile", "smoke", "--seeds", "-1"], None, "--seeds: needs at least 1"),
+    (["benchmark", "--profile", "smoke", "--set", "train.lr="], None, "train.lr has no value"),
+    (["benchmark", "--profile", "smoke", "--set", "=3"], None, "is not key=value"),
+    (["benchmark", "--profile", "smoke", "--set", "train..lr=3"], None, "is not key=value"),
+    (["benchmark", "--profile", "smoke", "--set", "train.lr=*a"], None, "YAML aliases"),
+    (["benchmark", "--profile", "smoke", "--set", "train.lr=inf"], None, "train.lr: Input should be a finite"),
+    (["benchmark", "--profile", "smoke", "--shard", "3/2"], None, "needs 0 <= i < N"),
+    (["benchmark", "--profile", "smoke", "--shard", "x"], None, "expected i/N"),
+    (["benchmark", "--profile", "smoke", "--inits", "bogus"], None, "unknown scheme 'bogus'"),
+    # stores
+    (["benchmark", "--config", "{cfg}", "--tracking-uri", f"foo://user:{SECRET}@host/x"], SMOKE_ADDING,
+     "unknown scheme 'foo'"),
+    (["benchmark", "--config", "{cfg}", "--tracking-uri", f"http://user:{SECRET}@127.0.0.1:9"], SMOKE_ADDING,
+     "unreachable"),
+    (["benchmark", "--config", "{cfg}", "--tracking-uri", f"http://127.0.0.1:9/?password={SECRET}"], SMOKE_ADDING,
+     "unreachable"),
+    (["benchmark", "--config", "{cfg}", "--tracking-uri", f"postgresql://u:{SECRET}@127.0.0.1:9/db"], SMOKE_ADDING,
+     "cannot reach the database"),
+    (["benchmark", "--config", "{cfg}", "--tracking-uri", "sqlite:////no/such/dir/m.db"], SMOKE_ADDING, "folder"),
+    (["benchmark", "--config", "{cfg}", "--tracking-uri", "sqlite:///{dir}/junk/train.parquet"], SMOKE_ADDING,
+     "is not an MLflow store"),
+    (["benchmark", "--config", "{cfg}", "--tracking-uri", "sqlite:///{dir}/other.db"], SMOKE_ADDING,
+     "not an MLflow store"),
+    (["benchmark", "--config", "{cfg}", "--tracking-uri", "file:///tmp/mlruns"], SMOKE_ADDING, "needs a database"),
+    # run
+    (["run", "--profile", "smoke", "--seed", "-1"], None, "--seed: needs at least 0"),
+    (["run", "--profile", "smoke", "--seed", "two"], None, "--seed: expected an integer"),
+    (["run", "--profile", "smoke"], None, "run trains one cell but this config has 16"),
+    (["run", "--profile", "smoke", "--model", "nope", "--task", "adding"], None, "unknown model 'nope'"),
+    # tune
+    (["tune", "--profile", "smoke", "--trials", "0"], None, "--trials: needs at least 1"),
+    (["tune", "--profile", "smoke", "--workers", "0"], None, "--workers: needs at least 1"),
+    (["tune", "--profile", "smoke", "--timeout", "nan"], None, "--timeout: expected a finite number"),
+    (["tune", "--profile", "smoke", "--timeout", "-1"], None, "--timeout: expected a finite number"),
+    (["tune", "--profile", "smoke", "--pruner", "foo"], None, "invalid choice: 'foo'"),
+    (["tune", "--profile", "smoke", "--model", "lstm", "--task", "adding", "--storage", f"redis://u:{SECRET}@h/0"],
+     None, "expected a path"),
+    (["tune", "--profile", "smoke", "--model", "lstm", "--task", "adding", "--storage", "/no/such/dir/j.log"],
+     None, "folder of /no/such/dir/j.log"),
+    (["tune", "--profile", "smoke", "--model", "lstm", "--task", "adding", "--storage",
+      f"postgresql://u:{SECRET}@127.0.0.1:9/x"], None, "cannot open"),
+    (["tune", "--profile", "smoke", "--model", "lstm", "--task", "adding", "--space", "/no/space.yaml"], None,
+     "--space: /no/space.yaml not found"),
+    (["tune", "--profile", "smoke", "--model", "lstm", "--task", "adding", "--space", "{cfg}"], BOMB, "YAML aliases"),
+    (["tune", "--profile", "smoke", "--study", "mine"], None, "--study: names one study"),
+    # horizon
+    (["horizon", "--profile", "smoke", "--task", "copy", "--lengths", "0,-5"], None, "--lengths: needs at least 1"),
+    (["horizon", "--profile", "smoke", "--task", "copy", "--lengths", "a,b"], None, "--lengths: expected an integer"),
+    (["horizon", "--profile", "smoke", "--task", "copy", "--lengths", ","], None, "--lengths: an empty list"),
+    (["horizon", "--profile", "smoke", "--task", "mnist_rows"], None, "mnist_rows has a fixed length"),
+    (["horizon", "--profile", "smoke", "--task", "nope"], None, "tasks.nope: unknown task"),
+    (["horizon", "--profile", "smoke", "--task", "copy", "--budget-minutes", "0"], None, "--budget-minutes"),
+    (["horizon", "--profile", "smoke", "--task", "copy", "--seeds", "0"], None, "--seeds: needs at least 1"),
+    # gradflow
+    (["gradflow", "--profile", "smoke", "--task", "nope"], None, "tasks.nope: unknown task"),
+    (["gradflow", "--profile", "smoke", "--task", "adding", "--models", "lstm", "--checkpoint", "0" * 32], None,
+     "run 00000000000000000000000000000000 not found"),
+    # speed
+    (["speed", "--repeats", "0"], None, "--repeats: needs at least 1"),
+    (["speed", "--steps", "0"], None, "--steps: needs at least 1"),
+    (["speed", "--device", "tpu"], None, "invalid choice: 'tpu'"),
+    (["speed", "--device", "cuda"], None, "no CUDA device"),
+    # report
+    (["report", "--tracking-uri", "sqlite:///{dir}/empty.db"], None, "is empty"),
+    (["report", "--experiment", "nope"], None, "unknown experiment 'nope'"),
+    (["report", "--tracking-uri", f"foo://u:{SECRET}@h"], None, "unknown scheme 'foo'"),
+    # slurm
+    (["slurm", "benchmark", "--array", "0"], None, "--array: needs at least 1"),
+    (["slurm", "benchmark", "--time", "4h"], None, "--time: expected [D-]HH:MM:SS"),
+    (["slurm", "benchmark", "--gpus-per-job", "-1"], None, "--gpus-per-job: needs at least 0"),
+    (["slurm", "benchmark"], None, "the jobs need a shared tracking store"),
+    # server, ui, reproduce
+    (["server", "--backend", "notauri"], None, "--backend: expected a database URI"),
+    (["server", "--port", "70000"], None, "--port: a port is 1 to 65535"),
+    (["server", "--workers", "0"], None, "--workers: needs at least 1"),
+    (["ui", "--tracking-uri", "http://127.0.0.1:5000"], None, "is a server already"),
+    (["reproduce", "nope"], None, "unknown reproduction 'nope'"),
+    (["reproduce", "keras-seed", "--seeds", "0"], None, "--seeds: needs at least 1"),
+    (["reproduce", "keras-seed", "--epochs", "0"], None, "--epochs: needs at least 1"),
+    (["bench"], None, "invalid choice: 'bench'"),
+]
+
+
+def fingerprint(db) -> str:
+    """Everything in the store: experiments, runs and their statuses, params, tags and metrics."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return hashlib.sha256("\n".join(conn.iterdump()).encode()).hexdigest()
+
+
+def files(folder) -> set:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")}
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory):
+    """A store with one finished run, and the odd files the cases point at."""
+    root = tmp_path_factory.mktemp("bad")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        assert main(["run", "--profile", "smoke", "--model", "rnn", "--task", "adding",
+                     "--tracking-uri", f"sqlite:///{root}/mlflow.db"]) == 0
+    (root / "junk").mkdir()
+    (root / "junk" / "train.parquet").write_bytes(b"not parquet at all" * 10)
+    (root / "junk" / "test.parquet").write_bytes(b"not parquet either" * 10)
+    (root / "idx").mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (root / "idx" / f"{name}.gz").write_bytes(gzip.compress(b"PK\x03\x04 a zip, not an IDX file"))
+    sqlite3.connect(root / "other.db").execute("CREATE TABLE t (x)").connection.close()
+    (root / "empty.db").touch()
+    return root
+
+
+def test_the_table_has_sixty_cases_over_every_subcommand():
+    assert len(CASES) >= 60
+    assert {c[0][0] for c in CASES} >= {"run", "benchmark", "tune", "horizon", "gradflow", "speed", "report", "slurm",
+                                        "server", "reproduce"}
+
+
+@pytest.mark.parametrize("argv,config,expected", CASES, ids=[f"{i:02d}-{c[0][0]}" for i, c in enumerate(CASES)])
+def test_a_bad_input_is_one_line_exit_2_and_writes_nothing(filled, tmp_path, monkeypatch, capsys, argv, config, expected):
+    monkeypatch.chdir(filled)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{filled}/mlflow.db")
+    cfg = tmp_path / "exp.yaml"
+    if config is not None:
+        cfg.write_bytes(config if isinstance(config, bytes) else config.replace("{dir}", str(filled)).encode())
+    argv = [a.replace("{cfg}", str(cfg)).replace("{dir}", str(filled)) for a in argv]
+    before, listing = fingerprint(filled / "mlflow.db"), files(filled)
+    started = time.monotonic()
+    code = main(argv)
+    elapsed = time.monotonic() - started
+    out, err = capsys.readouterr()
+    assert code == 2, (code, err[-500:])
+    assert expected in err and err.startswith("rnnbench: error: ") and err.count("\n") <= 2, err
+    assert "Traceback" not in out + err and SECRET not in out + err
+    assert fingerprint(filled / "mlflow.db") == before and files(filled) == listing
+    assert (filled / "empty.db").stat().st_size == 0  # a report never creates MLflow's tables
+    assert elapsed < 20, elapsed

@@ -1,0 +1,91 @@
+"""Trained models as MLflow users expect: loadable without rnnbench, registered with an honest champion, and the
+machine's load (system metrics) beside each run."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+from mlflow import MlflowClient
+
+from suite.cli import main
+
+LOAD = """
+import sys, json, numpy as np, torch, mlflow.pytorch
+model = mlflow.pytorch.load_model(sys.argv[1])
+x, y = torch.from_numpy(np.load(sys.argv[2])), torch.from_numpy(np.load(sys.argv[3]))
+with torch.no_grad():
+    mse = float(((model(x) - y) ** 2).mean())
+print(json.dumps({"mse": f"{mse:.4f}", "ours": sorted(m for m in sys.modules if m.split('.')[0] in ('suite', 'tasks'))}))
+"""
+
+
+def only_run(uri, experiment):
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    return client, run
+
+
+def test_a_runs_model_loads_without_rnnbench_and_reproduces_its_test_metric(in_store, tmp_path):
+    from suite.experiment import load_experiment
+
+    assert main(["run", "--profile", "smoke", "--model", "lstm", "--task", "adding", "--tracking-uri", in_store,
+                 "--experiment", "t-model"]) == 0
+    client, run = only_run(in_store, "t-model")
+    model = client.download_artifacts(run.info.run_id, "model", str(tmp_path))
+    size = sum(p.stat().st_size for p in (tmp_path / "model").rglob("*") if p.is_file())
+    assert size < 500_000, size  # the network alone: no optimizer state, no checkpoint
+    cell = load_experiment("smoke", models=["lstm"], tasks=["adding"], announce=None).cells[0]
+    x, y = cell.make_task().splits(cell.train.n_val, cell.train.n_test, "cpu")["test"]
+    np.save(tmp_path / "x.npy", x.numpy())
+    np.save(tmp_path / "y.npy", y.numpy())
+    done = subprocess.run([sys.executable, "-c", LOAD, model, str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["ours"] == []  # no module of rnnbench was imported to load and run it
+    assert found["mse"] == f"{run.data.metrics['test_mse']:.4f}"
+    assert run.data.tags["model_format"] == "pt2"
+
+
+def test_system_metrics_are_logged_with_a_run(in_store, monkeypatch):
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")  # the default is every 10 s
+    assert main(["run", "--profile", "smoke", "--model", "gru", "--task", "copy", "--set", "train.epochs=4",
+                 "--tracking-uri", in_store, "--experiment", "t-system"]) == 0
+    _, run = only_run(in_store, "t-system")
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(run.data.metrics)
+
+
+def fake_round(client, experiment_id, values, model="lstm"):
+    """Three finished cells of one model on adding T=20 with these test MSEs (one a seed)."""
+    for seed, value in enumerate(values):
+        run = client.create_run(experiment_id, tags={"rnnbench_role": "cell", "model": model, "task": "adding",
+                                                     "seq_len": "20", "seed": str(seed), "profile": "smoke",
+                                                     "data_source": "synthetic", "init": "torch"})
+        for key, v in (("test_mse", value), ("test_loss", value), ("test_vs_chance", value * 6), ("n_params", 5e3)):
+            client.log_metric(run.info.run_id, key, v)
+        client.set_terminated(run.info.run_id, "FINISHED")
+
+
+def test_register_names_a_champion_and_moves_it_only_for_a_better_result(in_store, capsys):
+    client = MlflowClient(in_store)
+    experiment = client.create_experiment("t-register")
+    args = ["register", "--tracking-uri", in_store, "--experiment", "t-register"]
+    fake_round(client, experiment, [0.050, 0.052, 0.051])
+    fake_round(client, experiment, [0.20, 0.21, 0.19], model="gru")
+    assert main(args) == 0
+    names = {m.name: m.aliases for m in client.search_registered_models("name LIKE 'rnnbench-%adding-T20'")}
+    assert names == {"rnnbench-lstm-adding-T20": {"champion": 1}, "rnnbench-gru-adding-T20": {"champion": 1}}
+    version = client.get_model_version("rnnbench-lstm-adding-T20", 1)
+    assert version.tags["test_metric"] == "0.05" and version.tags["data_source"] == "synthetic"
+    assert {"code_fingerprint", "protocol", "seed_values"} <= set(version.tags)
+    assert main(args) == 0  # the same runs again: no new version
+    assert len(client.search_model_versions("name = 'rnnbench-lstm-adding-T20'")) == 1
+
+    fake_round(client, experiment, [0.0501, 0.0522, 0.0509])  # a new round within the seed noise
+    assert main(args) == 0
+    assert client.get_registered_model("rnnbench-lstm-adding-T20").aliases == {"champion": 1}
+    assert "kept version 1 as champion" in capsys.readouterr().out
+
+    fake_round(client, experiment, [0.010, 0.011, 0.012])  # clearly better over three seeds
+    assert main(args) == 0
+    assert client.get_registered_model("rnnbench-lstm-adding-T20").aliases == {"champion": 3}
