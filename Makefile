@@ -5,10 +5,11 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 PROFILE ?= auto
 ARGS ?=
+JOBS ?= auto
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lint test test-slow benchmark report tune horizon speed reproduce ui server dashboard clean
+.PHONY: help install lint test test-slow benchmark report tune horizon speed reproduce gpu-wheels gpu-check ui server dashboard clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,9 +33,9 @@ test: $(STAMP) ## run the test suite (fast; what CI runs)
 test-slow: $(STAMP) ## run the tests marked slow too
 	$(BIN)/python -m pytest -q -m "slow or not slow" $(ARGS)
 
-benchmark: $(STAMP) ## train every model on every task of PROFILE (auto|smoke|cpu|full) into MLflow, then the report
+benchmark: $(STAMP) ## train every model on every task of PROFILE (auto|smoke|cpu|full), JOBS at once (auto), then the report
 	@# failed cells (exit 1) still get a report that lists them; the benchmark's exit status is make's
-	$(BIN)/rnnbench benchmark --profile $(PROFILE) $(ARGS); code=$$?; \
+	$(BIN)/rnnbench benchmark --profile $(PROFILE) --jobs $(JOBS) $(ARGS); code=$$?; \
 	if [ $$code -le 1 ]; then $(BIN)/rnnbench report --profile $(PROFILE) || code=$$((code ? code : 2)); fi; exit $$code
 
 report: $(STAMP) ## static HTML report of PROFILE's results from the MLflow store, into reports/rnnbench-<profile>/
@@ -44,8 +45,8 @@ tune: $(STAMP) ## Optuna-tune every model x task of PROFILE with the same budget
 	$(BIN)/rnnbench tune --profile $(PROFILE) $(ARGS)
 
 horizon: $(STAMP) ## length sweeps on copy and adding: each model's dependency horizon (PROFILE=...)
-	$(BIN)/rnnbench horizon --task copy --profile $(PROFILE) $(ARGS)
-	$(BIN)/rnnbench horizon --task adding --profile $(PROFILE) $(ARGS)
+	$(BIN)/rnnbench horizon --task copy --profile $(PROFILE) --jobs $(JOBS) $(ARGS)
+	$(BIN)/rnnbench horizon --task adding --profile $(PROFILE) --jobs $(JOBS) $(ARGS)
 
 speed: $(STAMP) ## time the suite against hand-written PyTorch per model x task (ARGS="--compile" etc.)
 	$(BIN)/rnnbench speed $(ARGS)
@@ -53,6 +54,16 @@ speed: $(STAMP) ## time the suite against hand-written PyTorch per model x task 
 reproduce: $(STAMP) ## Keras' own run of the tutorial model beside ours, 3 seeds (installs the repro extra: Keras 3)
 	$(BIN)/python -c "import keras" 2>/dev/null || $(BIN)/python -m pip install -q -e ".[repro]"
 	KERAS_BACKEND=torch $(BIN)/rnnbench reproduce keras-seed $(ARGS)
+
+GPU_WHEELS := pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 mlxtend==0.25.0
+gpu-wheels: ## the wheels the GPU check needs on a bare GPU machine (CPython 3.12, x86-64), into .whl/
+	python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -d .whl $(GPU_WHEELS)
+
+GPU_PYTHON ?= $(BIN)/python
+gpu-check: ## cuDNN, bf16, speed, packing and the full profile's estimate on CUDA, into gpu-check/ (README › GPU check)
+	$(GPU_PYTHON) -m suite.studies.gpu_check --device cuda --out gpu-check $(ARGS)
 
 ui: $(STAMP) ## open the MLflow UI on the local store at http://127.0.0.1:5000
 	$(BIN)/rnnbench ui

@@ -20,7 +20,7 @@ def store_for(exp: Experiment, tracking: str | None, experiment: str | None, kin
 def run_one(exp: Experiment, tracking: str | None = None, experiment: str | None = None, force: bool = False,
             reuse_stale: bool = False) -> int:
     """Train one cell (skipped if it already finished) and print its row."""
-    from suite.runner import run_matrix
+    from suite.matrix import run_matrix
     from suite.summary import table
     from suite.tracking import log_plan
 
@@ -39,11 +39,14 @@ def run_one(exp: Experiment, tracking: str | None = None, experiment: str | None
 
 
 def benchmark(exp: Experiment, tracking: str | None = None, experiment: str | None = None, shard: str | None = None,
-              tuned: bool = False, storage: str | None = None, force: bool = False, reuse_stale: bool = False) -> int:
-    """Every cell of the experiment (or of one shard), with tuned parameters if asked; the table at the end."""
+              tuned: bool = False, storage: str | None = None, force: bool = False, reuse_stale: bool = False,
+              jobs: tuple = (None, None), dry_run: bool = False) -> int:
+    """Every cell of the experiment (or of one shard), with tuned parameters if asked; the table at the end.
+    `jobs` (--jobs, --jobs-per-gpu) packs cells side by side; `dry_run` only prints the plan and its estimate."""
     from suite.cluster import parse_shard
     from suite.cluster import shard as cluster_shard
-    from suite.runner import run_matrix
+    from suite.matrix import run_matrix
+    from suite.packing import packing_for
     from suite.stores import tracking_uri
     from suite.summary import table
     from suite.tracking import log_plan
@@ -61,12 +64,19 @@ def benchmark(exp: Experiment, tracking: str | None = None, experiment: str | No
 
         uri = tracking_uri(tracking, exp.stores.tracking_uri)
         cells, tags = tuned_cells(cells, exp.name, storage_url(storage, uri, exp.stores.optuna_storage))
+    pack = packing_for(cells, jobs)
+    if dry_run:
+        from suite.dryrun import dry_run as plan
+
+        return plan(cells, tracking_uri(tracking, exp.stores.tracking_uri), experiment or f"rnnbench-{exp.name}",
+                    pack, force, reuse_stale)
     store = store_for(exp, tracking, experiment)
     log_plan(store, exp.matrix, exp.cells)
     print(f"{len(cells)} cells: {len({c.model for c in cells})} models × "
           f"{len({(c.task, c.seq_len) for c in cells})} task settings × {len({c.seed for c in cells})} seeds"
           + (" · tuned" if tuned else ""), flush=True)
-    outcomes = run_matrix(store, cells, exp.name, force=force, tags=tags, reuse_stale=reuse_stale)
+    outcomes = run_matrix(store, cells, exp.name, force=force, tags=tags, reuse_stale=reuse_stale,
+                          packing=pack)
     print(table(outcomes))
     failed = [o for o in outcomes if o.status == "FAILED"]
     skipped = sum(o.status == "SKIPPED" for o in outcomes)

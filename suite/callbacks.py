@@ -9,6 +9,8 @@ import time
 import lightning.pytorch as pl
 import torch
 
+from suite.errors import stop_if_interrupted
+
 
 class MlflowEpochMetrics(pl.Callback):
     """Logs the epoch's train/val metrics and elapsed time to the run with one log_batch call."""
@@ -65,6 +67,7 @@ class TrainSpeed(pl.Callback):
         self._window_start = None if warm else self._now(pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        stop_if_interrupted()  # a SIGTERM some library swallowed
         if self._window_start is None:
             if batch_idx + 1 == self.warmup:
                 self._window_start = self._now(pl_module)

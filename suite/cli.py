@@ -6,8 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from suite.cliargs import count, host, index, lengths, names, port, positive
-from suite.errors import UserError
+from suite.cliargs import count, host, index, jobs, lengths, names, port, positive
+from suite.errors import UserError, on_sigterm
+from suite.server import add_parser as add_server_parser
+from suite.slurm import add_parser as add_slurm_parser
 
 STORE_HELP = "MLflow store or server (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)"
 SPEED_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "experiments" / "speed.yaml"
@@ -33,6 +35,9 @@ def parser() -> argparse.ArgumentParser:
     models.add_argument("--models", type=names, help="comma-separated subset of models (default: the profile's)")
     both = argparse.ArgumentParser(add_help=False, parents=[models])
     both.add_argument("--tasks", type=names, help="comma-separated subset of tasks (default: the profile's)")
+    packs = argparse.ArgumentParser(add_help=False)
+    packs.add_argument("--jobs", type=jobs, help="cells trained at once, sharing the cores (auto: one a core)")
+    packs.add_argument("--jobs-per-gpu", type=count, help="cells sharing each visible GPU (auto with CUDA: 4)")
 
     p = Parser(prog="rnnbench", parents=[common],
                description="Benchmark recurrent architectures on long-range dependency tasks.")
@@ -42,12 +47,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--model", help="a registered model (see `rnnbench list`)")
     run.add_argument("--task", help="a registered task")
     run.add_argument("--seed", type=index, help="seed (default: the config's first)")
-    bench = sub.add_parser("benchmark", parents=[common, source, both], help="every model on every task of a profile")
+    bench = sub.add_parser("benchmark", parents=[common, source, both, packs], help="every model on every task")
     bench.add_argument("--seeds", type=count, help="number of seeds (0..N-1), overriding the profile")
     bench.add_argument("--inits", type=names, help="run each cell once per init scheme (all, or e.g. torch,keras)")
     bench.add_argument("--tuned", action="store_true", help="use each model x task study's best parameters")
     bench.add_argument("--storage", help="Optuna storage for --tuned (default: see `rnnbench tune --help`)")
     bench.add_argument("--shard", help="run shard i/N of the cells (0 <= i < N); under a SLURM array, its task id")
+    bench.add_argument("--dry-run", action="store_true", help="list the cells, what is finished and a timed estimate")
     tune = sub.add_parser("tune", parents=[common, source], help="Optuna-tune models on tasks, same budget each")
     tune.add_argument("--model", help="one model (default: every model of the profile)")
     tune.add_argument("--task", help="one task (default: every task of the profile)")
@@ -60,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
     tune.add_argument("--space", help="a search-space YAML (default: the model's own search_space)")
     tune.add_argument("--parent-run", help=argparse.SUPPRESS)  # set for worker processes
     tune.add_argument("--worker-index", type=index, default=0, help=argparse.SUPPRESS)
-    hz = sub.add_parser("horizon", parents=[common, source, models], help="length sweep: each model's horizon")
+    hz = sub.add_parser("horizon", parents=[common, source, models, packs], help="length sweep: each model's horizon")
     hz.add_argument("--task", required=True, help="a registered task with a length, e.g. copy or adding")
     hz.add_argument("--lengths", type=lengths, help="the ladder, e.g. 50,100,200 (default: the profile's horizon:)")
     hz.add_argument("--seeds", type=count, help="seeds a length (default: the profile's)")
@@ -91,31 +97,13 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--epochs", type=count, help="override the epochs of both sides (a quick check)")
     rp.add_argument("--force", action="store_true", help="rerun our cells that already finished")
     sub.add_parser("register", parents=[reading], help="each model x task's best run in the Model Registry")
-    slurm = sub.add_parser("slurm", parents=[common], help="write (and --submit) an sbatch array for benchmark or tune")
-    slurm.add_argument("what", choices=("benchmark", "tune"))
-    slurm.add_argument("--profile", default="full", help="the profile the jobs run (default: full)")
-    slurm.add_argument("--config", help="an experiment YAML instead of a profile")
-    slurm.add_argument("--array", type=count, default=4, help="array tasks: shards of the matrix, or tuning workers")
-    slurm.add_argument("--gpus-per-job", type=index, default=1, help="GPUs an array task (0: CPU jobs)")
-    slurm.add_argument("--cpus-per-task", type=count, default=4)
-    slurm.add_argument("--partition", help="SLURM partition")
-    slurm.add_argument("--time", default="04:00:00", help="time limit of each task, [D-]HH:MM:SS")
-    slurm.add_argument("--out", help="script path (default: slurm/<what>-<profile>.sbatch)")
-    slurm.add_argument("--submit", action="store_true", help="also submit it with sbatch")
-    slurm.add_argument("--extra", default="", help='more arguments for each task\'s command, e.g. --extra="--seeds 3"')
+    add_slurm_parser(sub, [common])
     listen = argparse.ArgumentParser(add_help=False)
     listen.add_argument("--host", type=host, default="127.0.0.1", help="address to bind (default: this machine only)")
     listen.add_argument("--port", type=port, default=5000)
-    server = sub.add_parser("server", parents=[common, listen], help="an MLflow tracking server on a store")
-    server.add_argument("--backend", help="e.g. postgresql://USER:PASSWORD@HOST/mlflow (default: sqlite:///mlflow.db)")
-    server.add_argument("--artifacts", default="mlartifacts", help="artifact folder the server keeps")
-    server.add_argument("--workers", type=count, default=4, help="server processes (default 4)")
+    add_server_parser(sub, [common, listen])
     sub.add_parser("ui", parents=[common, listen], help="the MLflow UI on the store")
     return p
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,13 +112,20 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a scheduler's preemption, `kill`) and SIGINT, even where a background launch ignored it,
     # take the same path as Ctrl-C: the current run is marked KILLED, a tuning trial FAIL.
     if argv is None:
-        signal.signal(signal.SIGTERM, _interrupt)
+        on_sigterm()
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         args = parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except UserError as e:
         print(f"rnnbench: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        from suite.stores import auth_failure
+
+        if not auth_failure(e):
+            raise
+        print(f"rnnbench: error: {auth_failure(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rnnbench: interrupted; the current run is marked KILLED, finished runs are kept", file=sys.stderr)
@@ -171,7 +166,8 @@ def cmd_benchmark(a) -> int:
     exp = _experiment(a, models=a.models, tasks=a.tasks, seeds=range(a.seeds) if a.seeds is not None else None,
                       inits=a.inits)
     return benchmark(exp, _flag(a, "tracking_uri"), _flag(a, "experiment"), shard=a.shard, tuned=a.tuned,
-                     storage=a.storage, force=a.force, reuse_stale=a.reuse_stale)
+                     storage=a.storage, force=a.force, reuse_stale=a.reuse_stale, jobs=(a.jobs, a.jobs_per_gpu),
+                     dry_run=a.dry_run)
 
 
 def cmd_tune(a) -> int:
@@ -186,7 +182,7 @@ def cmd_horizon(a) -> int:
     from suite.studies.horizon import sweep
     exp = _experiment(a, models=a.models, tasks=[a.task])
     return sweep(exp, a.task, a.lengths, a.seeds, a.budget_steps, a.budget_minutes, _flag(a, "tracking_uri"),
-                 _flag(a, "experiment"), force=a.force, reuse_stale=a.reuse_stale)
+                 _flag(a, "experiment"), force=a.force, reuse_stale=a.reuse_stale, jobs=(a.jobs, a.jobs_per_gpu))
 
 
 def cmd_gradflow(a) -> int:
@@ -221,20 +217,13 @@ def cmd_register(a) -> int:
 
 
 def cmd_slurm(a) -> int:
-    from suite.cluster import slurm
-    from suite.experiment import load_experiment
-    from suite.stores import tracking_uri
-    from suite.tuning.storage import storage_url
-
-    exp = load_experiment(a.profile, a.config, announce=None)
-    uri = tracking_uri(_flag(a, "tracking_uri"), exp.stores.tracking_uri)
-    return slurm(a.what, exp.origin, exp.name, uri, storage_url(None, uri, exp.stores.optuna_storage), a.array,
-                 a.gpus_per_job, a.cpus_per_task, a.time, a.partition, a.out, a.submit, a.extra)
+    from suite.slurm import command
+    return command(a)
 
 
 def cmd_server(a) -> int:
-    from suite.server import server
-    return server(a.backend, a.artifacts, a.host, a.port, a.workers)
+    from suite.server import command
+    return command(a)
 
 
 def cmd_ui(a) -> int:

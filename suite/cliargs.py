@@ -62,3 +62,10 @@ def _int(text: str, low: int) -> int:
     if value < low:
         raise argparse.ArgumentTypeError(f"needs at least {low} (got {value})")
     return value
+
+
+def jobs(text: str) -> str:
+    """--jobs: `auto` or an integer >= 1."""
+    if text != "auto" and not text.lstrip("-").isdigit():
+        raise argparse.ArgumentTypeError(f"expected auto or an integer (got {text!r})")
+    return text if text == "auto" else str(_int(text, 1))

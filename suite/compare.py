@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
+import warnings
 
 MIN_SEEDS = 3  # fewer and nothing is marked: two seeds cannot tell a difference from noise
 ALPHA = 0.05
@@ -50,7 +51,9 @@ def decide(rows: dict, higher_is_better: bool, vs_chance: dict | None = None) ->
             return Verdict(None, [], "no model is clearly better than chance")
     others = [k for k in rows if k != best]
     side = "greater" if higher_is_better else "less"
-    p = [stats.ttest_ind(rows[best], rows[k], equal_var=False, alternative=side).pvalue for k in others]
+    with warnings.catch_warnings():  # near-identical seeds: scipy warns of precision loss, and p says no difference
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = [stats.ttest_ind(rows[best], rows[k], equal_var=False, alternative=side).pvalue for k in others]
     p = [1.0 if not math.isfinite(x) else x for x in p]  # equal constant values: no evidence of a difference
     adjusted = stats.false_discovery_control(p) if len(p) > 1 else p
     tied = [k for k, q in zip(others, adjusted, strict=True) if q >= ALPHA]

@@ -1,13 +1,13 @@
-"""Cells as MLflow runs: one cell, a matrix of them (skipped, claimed, resumed), and the run/benchmark commands."""
+"""One cell as one MLflow run: its tags, data inputs, training, checkpoints, metrics and model (matrices of
+cells: suite/matrix.py)."""
 from __future__ import annotations
 
 import contextlib
-import sys
-import time
 from dataclasses import dataclass, field
 
 from suite.config import Cell
 from suite.errors import UserError
+from suite.stores import auth_failure
 from suite.tracking import ROLE, Store
 
 
@@ -65,6 +65,8 @@ def run_cell(store: Store, cell: Cell, profile: str, role: str = "cell", progres
     except UserError:
         raise
     except Exception as e:  # recorded on the run (FAILED, error tag and error.txt); the matrix goes on
+        if auth_failure(e):  # the server refused us: every cell would be
+            raise UserError(auth_failure(e)) from None
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return Outcome(cell, "FAILED", run.id if run else None, error=f"{type(e).__name__}: {message}")
 
@@ -108,7 +110,7 @@ def _train(store, run, cell, device, callbacks, progress, resume, exclusive):
         client.log_batch(run.id, params=[_param(k, v) for k, v in (
             flatten(resolved) | {f"task.{k}": str(v) for k, v in task.describe().items()}).items()])
         client.log_dict(run.id, resolved, "config.yaml")
-        client.log_inputs(run.id, datasets=_datasets(cell, task, training))
+        _log_inputs(client, run.id, _datasets(cell, task, training))
     extra = [MlflowEpochMetrics(client, run.id), *(callbacks or [])]
     if exclusive and cell.train.checkpoint_minutes:
         extra.append(Checkpointer(client, run.id, cell.train.checkpoint_minutes, training.train.generator))
@@ -177,102 +179,23 @@ def _datasets(cell, task, training) -> list:
             for context, digest in (("training", cell.config_hash[:8]), ("test", training.test_set_sha[:8]))]
 
 
+def _log_inputs(client, run_id: str, datasets: list):
+    """MLflow gets or creates each dataset; two cells of one task starting together (packed jobs, shards) race
+    there, and the loser hits the store's unique constraint: the dataset exists by then, so try again."""
+    import time
+
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(4):
+        try:
+            return client.log_inputs(run_id, datasets=datasets)
+        except MlflowException as e:
+            if "unique" not in str(e).lower() or attempt == 3:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
 def _param(key, value):
     from mlflow.entities import Param
 
     return Param(key, value)
-
-
-def run_matrix(store: Store, cells: list[Cell], profile: str, force: bool = False, role: str = "cell",
-               progress: bool | None = None, tags: dict[str, dict] | None = None,
-               reuse_stale: bool = False) -> list[Outcome]:
-    """Every cell in turn; finished cells (same config_hash and code_fingerprint) are skipped unless forced.
-
-    A cell finished with other code (the model's, the task's or the training core's files changed since) runs
-    again, unless `reuse_stale` keeps the old result knowingly.
-
-    Safe with other workers on the same store (overlapping shards, requeued jobs): stale runs are
-    marked KILLED first, the store is checked again before each cell, a cell another live worker
-    is training is left to it, and a stopped run with a checkpoint is resumed rather than restarted.
-    `tags` maps a cell's config_hash to extra tags for its run (e.g. the study a tuned cell came from).
-    """
-    from tqdm.auto import tqdm
-
-    from suite.cluster import reap_stale_runs
-    from suite.tracking import finished_runs, our_experiments, result_of
-
-    tty = sys.stderr.isatty() if progress is None else progress
-    reap_stale_runs(store.client, our_experiments(store))
-    done = {} if force else finished_runs(store)
-    outcomes, started = [], time.perf_counter()
-    with tqdm(total=len(cells), desc="matrix", unit="cell", disable=not tty, dynamic_ncols=True) as bar:
-        for i, cell in enumerate(cells, 1):
-            found, older = (None, None) if force else result_of(done, cell)
-            if found is None and not force:  # another worker may have finished it meanwhile
-                found, older = result_of(_guarded(store, cell, lambda c=cell: finished_runs(store, [c.config_hash]),
-                                                  outcomes), cell)
-            if found is None and older is not None and reuse_stale:
-                found, older = older, None
-            if found is not None:
-                outcome = Outcome(cell, "SKIPPED", found.info.run_id, dict(found.data.metrics))
-                note = ("already finished, skipped (--force reruns)" if found.data.tags.get("code_fingerprint") ==
-                        cell.code_fingerprint else "kept from older code (--reuse-stale)")
-            else:
-                bar.set_postfix_str(cell.label)
-                resume = None if force else _guarded(store, cell, lambda c=cell: resumable(store, c), outcomes)
-                outcome = _guarded(store, cell, lambda c=cell, r=resume: run_cell(
-                    store, c, profile, role, tty, (tags or {}).get(c.config_hash), resume=r, exclusive=not force),
-                    outcomes)
-                note = f"left to another worker: {outcome.error}" if outcome.status == "SKIPPED" else _headline(outcome)
-                if resume is not None:
-                    note += f" (resumed run {resume.info.run_id} from epoch {resume.data.tags['checkpoint_epoch']})"
-                if older is not None:
-                    note += f" (its code changed since run {older.info.run_id}: trained again)"
-            outcomes.append(outcome)
-            bar.update()
-            elapsed = time.perf_counter() - started
-            trained = sum(o.status != "SKIPPED" for o in outcomes)
-            eta = elapsed / max(trained, 1) * sum(1 for c in cells[i:] if result_of(done, c)[0] is None)
-            line = f"[{i}/{len(cells)}] {cell.label}: {note}  (elapsed {_clock(elapsed)}, eta {_clock(eta)})"
-            bar.write(line) if tty else print(line, flush=True)
-    return outcomes
-
-
-def resumable(store: Store, cell: Cell):
-    """The newest KILLED run of the cell, same code, with a checkpoint (a preempted, interrupted or stale one)."""
-    runs = store.client.search_runs([store.experiment_id], f"tags.config_hash = '{cell.config_hash}' and "
-                                    f"tags.code_fingerprint = '{cell.code_fingerprint}' and "
-                                    "attributes.status = 'KILLED' and tags.checkpoint_epoch != ''",
-                                    max_results=1, order_by=["attributes.start_time DESC"])
-    runs = [r for r in runs if "duplicate" not in r.data.tags]
-    return runs[0] if runs else None
-
-
-def _guarded(store: Store, cell: Cell, run, outcomes: list[Outcome]):
-    """run(); if it fails because the tracking store is gone, stop the matrix with one clear line."""
-    from suite.stores import reachable, redact
-
-    try:
-        return run()
-    except (UserError, KeyboardInterrupt):
-        raise
-    except Exception as e:
-        if reachable(store.uri):
-            raise
-        kept = sum(o.status in ("FINISHED", "SKIPPED") for o in outcomes)
-        raise UserError(f"tracking store {redact(store.uri)} lost during {cell.label} ({type(e).__name__}, after "
-                        f"MLflow's retries); {kept} finished cells are kept: rerun the same command when it is "
-                        "back to finish the rest") from None
-
-
-def _headline(o: Outcome) -> str:
-    if o.status == "FAILED":
-        return f"FAILED ({o.error})"
-    m = o.metrics
-    score = f"test_acc {m['test_acc']:.3f}" if "test_acc" in m else f"test_mse {m.get('test_mse', float('nan')):.4f}"
-    return f"{score}, test_loss {m['test_loss']:.4f}, {m['train_samples_per_s']:.0f} samples/s"
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 60}:{seconds % 60:02d}"

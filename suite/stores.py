@@ -46,8 +46,11 @@ def check_store(uri: str, read_only: bool = False):
     if scheme in ("http", "https"):
         import requests
 
+        if urlsplit(uri).username or urlsplit(uri).password:
+            raise UserError(f"--tracking-uri: {redact(uri)}: credentials do not go in the URL; export "
+                            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead")
         try:
-            requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
+            requests.get(uri.rstrip("/") + "/health", timeout=5, verify=tls_verify()).raise_for_status()
         except requests.RequestException as e:
             raise UserError(f"--tracking-uri: tracking server {redact(uri)} unreachable ({type(e).__name__}); "
                             "start it (`make server`) or unset MLFLOW_TRACKING_URI for the local store") from None
@@ -55,6 +58,29 @@ def check_store(uri: str, read_only: bool = False):
         _check_sqlite(uri, read_only)
     else:
         _check_database(uri)
+
+
+def tls_verify():
+    """What requests verifies an https server with, as MLflow's own client does: a CA bundle or certificate
+    ($MLFLOW_TRACKING_SERVER_CERT_PATH), nothing ($MLFLOW_TRACKING_INSECURE_TLS=true), else the system's CAs."""
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        return False
+    return os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
+
+
+def auth_failure(error: BaseException) -> str | None:
+    """One line for a tracking server's 401 or 403, naming the credential to set; None for any other error."""
+    code = getattr(error, "error_code", "")
+    text = str(error)
+    if code == "UNAUTHENTICATED" or " 401 " in text:
+        return ("the tracking server refused the credentials (401): export MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD of a user of it (an admin adds one: rnnbench server users add NAME "
+                "--permission EDIT)")
+    if code == "PERMISSION_DENIED" or " 403 " in text:
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "this user")
+        return (f"the tracking server does not let {user} do this (403): it needs EDIT to run or tune, READ to "
+                "report (an admin grants it: rnnbench server users add NAME --permission EDIT)")
+    return None
 
 
 def _check_sqlite(uri: str, read_only: bool):
@@ -97,7 +123,7 @@ def reachable(uri: str) -> bool:
         import requests
 
         try:
-            return requests.get(uri.rstrip("/") + "/health", timeout=5).ok
+            return requests.get(uri.rstrip("/") + "/health", timeout=5, verify=tls_verify()).ok
         except requests.RequestException:
             return False
     try:

@@ -240,7 +240,8 @@ def environment() -> dict[str, str]:
     import torch
 
     env = {"torch_version": torch.__version__, "python_version": platform.python_version(), "cpu": _cpu_model(),
-           "cpu_count": str(os.cpu_count()), "torch_threads": str(torch.get_num_threads())}
+           "cpu_count": str(os.cpu_count()), "torch_threads": str(torch.get_num_threads()),
+           "jobs": os.environ.get("RNNBENCH_JOBS", "1")}  # cells trained side by side on this machine
     if torch.cuda.is_available():
         env |= {"gpu": torch.cuda.get_device_name(), "cuda_version": str(torch.version.cuda),
                 "cudnn_version": str(torch.backends.cudnn.version())}

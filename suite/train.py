@@ -28,8 +28,11 @@ def init_torch():
     if os.environ.get("RNNBENCH_THREADS"):  # set for parallel tuning workers: the cores split between them
         torch.set_num_threads(int(os.environ["RNNBENCH_THREADS"]))
     import lightning.pytorch  # noqa: F401  (it sets its loggers to INFO on import: quieten them after)
+    with contextlib.suppress(ImportError):
+        import pytorch_lightning  # noqa: F401  (the same, under the name mlflow.pytorch imports it by)
 
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning_utilities", "mlflow", "alembic"):
+    for name in ("lightning.pytorch", "pytorch_lightning", "lightning.fabric", "lightning_utilities", "mlflow",
+                 "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|treespec).*")
     warnings.filterwarnings("ignore", message=".*(smaller than the logging interval|but have no `val_dataloader`).*")

@@ -65,8 +65,7 @@ def load_mnist(cfg: MnistConfig) -> tuple[dict[str, tuple[np.ndarray, np.ndarray
             splits, tag = _load_5k(), "mnist-5k"
     else:
         splits, tag = _load_5k(), "mnist-5k"
-    if tag != "mnist-5k":
-        splits = _carve_val(splits)
+    splits = dict(_carve_val(splits) if tag != "mnist-5k" else splits)  # a copy: the loaders are cached
     for names, cap in ((("train",), cfg.max_train), (("val", "test"), cfg.max_eval)):
         for name in names if cap else ():
             x, y = splits[name]

@@ -94,6 +94,10 @@ class Task:
         """Whether T is a setting (so it can be swept and tested at other lengths)."""
         return "seq_len" in getattr(cls.Config, "__dataclass_fields__", {})
 
+    def train_examples(self) -> int | None:
+        """Training examples an epoch goes through (None: generated, steps_per_epoch batches); sizes ETAs."""
+        return None
+
     def variant(self) -> str:
         """A variant reports show apart from the plain task (e.g. "permuted"); "" for none."""
         return ""

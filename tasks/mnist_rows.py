@@ -35,6 +35,9 @@ class MnistRows(Task):
     def chance_metric(self):
         return 0.1  # guessing one class
 
+    def train_examples(self):
+        return self.cfg.max_train or 55_000  # 60k less the 5k carved out for validation
+
     def check(self):
         load_mnist(self.cfg)  # cached: the runs use what this loaded
 

@@ -129,10 +129,15 @@ def test_overlapping_shards_finish_every_cell_exactly_once(mlflow_server, tmp_pa
     assert len(finished) == 8 and set(finished.values()) == {1}  # 8 cells, each exactly once FINISHED
     assert not [r for r in runs_of(mlflow_server.url, "c-shards") if r.info.status == "RUNNING"]
 
-    # the report of that store, read through a URL with a password: no file holds it
+    # a password in the URL is refused, without echoing it; from the environment, no file holds it
     secret_url = mlflow_server.url.replace("http://", f"http://rnnbench:{PASSWORD}@")
     code, out, err = finish(rnnbench("report", "--tracking-uri", secret_url, "--experiment", "c-shards",
-                                     "--out", str(tmp_path / "site"), cwd=tmp_path))
+                                     "--out", str(tmp_path / "refused"), cwd=tmp_path))
+    assert code == 2 and "MLFLOW_TRACKING_PASSWORD" in err and PASSWORD not in out + err
+    assert not (tmp_path / "refused").exists()
+    creds = {"MLFLOW_TRACKING_USERNAME": "rnnbench", "MLFLOW_TRACKING_PASSWORD": PASSWORD}
+    code, out, err = finish(rnnbench("report", "--tracking-uri", mlflow_server.url, "--experiment", "c-shards",
+                                     "--out", str(tmp_path / "site"), cwd=tmp_path, env=creds))
     assert code == 0, err[-2000:]
     files = [p for p in (tmp_path / "site").rglob("*") if p.is_file()]
     assert len(files) >= 4 and not [p for p in files if PASSWORD.encode() in p.read_bytes()]

@@ -80,3 +80,10 @@ def test_a_missing_local_path_is_a_clear_error(tmp_path):
         load_mnist(MnistConfig(source="local", path=str(tmp_path / "nope")))
     with pytest.raises(UserError, match="neither"):
         load_mnist(MnistConfig(source="local", path=str(tmp_path)))
+
+
+def test_a_capped_load_leaves_the_cached_digits_whole():
+    first, _ = load_mnist(MnistConfig(source="mnist-5k", max_train=64, max_eval=32))
+    again, _ = load_mnist(MnistConfig(source="mnist-5k"))
+    assert len(first["val"][1]) == 32 and len(again["val"][1]) == 500 and len(again["train"][1]) == 3500
+    np.testing.assert_array_equal(again["train"][1], _load_5k()["train"][1])

@@ -307,7 +307,7 @@ LAYOUT = """(() => {
 
 
 def browse(url: str, width: int, height: int, mobile: bool = False, timeout: float = 60, expression: str = OVERFLOW,
-           settle: float = 0):
+           settle: float = 0, full: bool = False):
     """Load a page in headless Chromium over the DevTools pipe: (console errors, PNG screenshot, the value of
     `expression` evaluated in the page: by default how many px it overflows the viewport).
 
@@ -362,7 +362,7 @@ def browse(url: str, width: int, height: int, mobile: bool = False, timeout: flo
             events.append(read())
         time.sleep(settle)  # a page that renders with scripts (the MLflow UI) after its load event
         overflow = call("Runtime.evaluate", {"expression": expression, "returnByValue": True}, s)["result"]["value"]
-        png = base64.b64decode(call("Page.captureScreenshot", {"format": "png"}, s)["data"])
+        png = base64.b64decode(call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": full}, s)["data"])
         errors = []
         for m in events:
             p = m.get("params", {})
@@ -452,8 +452,13 @@ def test_every_page_lays_out_at_desktop_and_phone_width_and_carries_the_smoke_ba
         if os.environ.get("CI"):
             pytest.fail("chromium is missing in CI (.ci/run installs it)")
         pytest.skip("chromium not installed (apt-get install chromium); CI runs this test")
+    shots = os.environ.get("RNNBENCH_SCREENSHOTS")  # a folder: keep each page's whole-page screenshot there
     for page in sorted(p.name for p in site.glob("*.html")):
-        errors, _, found = browse((site / page).resolve().as_uri(), width, 900, mobile=mobile, expression=LAYOUT)
+        errors, png, found = browse((site / page).resolve().as_uri(), width, 900, mobile=mobile, expression=LAYOUT,
+                                    full=bool(shots))
+        if shots:
+            Path(shots).mkdir(parents=True, exist_ok=True)
+            (Path(shots) / f"{page.removesuffix('.html')}-{width}px.png").write_bytes(png)
         found = json.loads(found)
         assert errors == [] and found["problems"] == [] and found["broken"] == [], (page, errors, found)
         assert found["banners"] and "Smoke profile" in found["banners"][0], page  # a plumbing check says so

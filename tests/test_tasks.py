@@ -21,7 +21,7 @@ def test_batches_have_declared_shapes_and_dtypes(name):
     task = small(name)
     splits = task.splits(16, 24, "cpu")
     for x, y in splits.values():
-        assert x.dtype == torch.float32 and x.shape[1:] == (task.seq_len + (20 if name == "copy" else 0), task.input_size)
+        assert x.dtype == torch.float32 and x.shape[1:] == (task.input_steps, task.input_size)
         assert torch.isfinite(x).all()
         if task.output_kind == "regress_last":
             assert y.dtype == torch.float32 and y.shape == (len(x), task.n_outputs)

@@ -11,15 +11,28 @@ from suite.models.cell_loop import CellLoop
 from suite.schema import STRICT
 
 
+# Each model's default init is the scheme with the best mean rank of test loss / chance over the cpu profile's
+# four tasks, 3 seeds each (README › Initialisation has the table): rnn keras, lstm keras, gru chrono,
+# attn_rnn torch; the iRNN keeps the identity that defines it.
 @dataclass(config=STRICT)
 class RNNConfig(ModelConfig):
     nonlinearity: Literal["tanh", "relu"] = "tanh"
-    init: Literal["torch", "keras", "orthogonal", "identity"] = "torch"  # suite/models/init.py
+    init: Literal["torch", "keras", "orthogonal", "identity"] = "keras"  # suite/models/init.py
 
 
 @dataclass(config=STRICT)
 class GatedConfig(ModelConfig):
     init: Literal["torch", "keras", "orthogonal", "chrono"] = "torch"  # suite/models/init.py
+
+
+@dataclass(config=STRICT)
+class LSTMConfig(GatedConfig):
+    init: Literal["torch", "keras", "orthogonal", "chrono"] = "keras"
+
+
+@dataclass(config=STRICT)
+class GRUConfig(GatedConfig):
+    init: Literal["torch", "keras", "orthogonal", "chrono"] = "chrono"
 
 KERNELS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -66,11 +79,11 @@ class RNN(FusedRNN):
 
 class LSTM(FusedRNN):
     name = kind = "lstm"
-    Config = GatedConfig
+    Config = LSTMConfig
     search_space = {**STACK_SPACE, "model.init": {"choices": ["torch", "keras", "orthogonal", "chrono"]}}
 
 
 class GRU(FusedRNN):
     name = kind = "gru"
-    Config = GatedConfig
+    Config = GRUConfig
     search_space = {**STACK_SPACE, "model.init": {"choices": ["torch", "keras", "orthogonal", "chrono"]}}

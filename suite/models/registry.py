@@ -7,5 +7,7 @@ from torch import nn
 from suite.models.attn_rnn import AttnRNN
 from suite.models.fused import GRU, LSTM, RNN
 from suite.models.irnn import IRNN
+from suite.models.lru import LRU
+from suite.models.transformer import Transformer
 
-MODELS: dict[str, type[nn.Module]] = {m.name: m for m in (RNN, IRNN, LSTM, GRU, AttnRNN)}
+MODELS: dict[str, type[nn.Module]] = {m.name: m for m in (RNN, IRNN, LSTM, GRU, AttnRNN, LRU, Transformer)}

@@ -81,7 +81,7 @@ def _trained_runs(exp, cells, tracking, experiment, reuse_stale) -> dict[str, st
     """Train (or find already trained) each model's cell in the benchmark's experiment: model -> run id (a cell
     whose training failed is left out)."""
     from suite.benchmark import store_for
-    from suite.runner import run_matrix
+    from suite.matrix import run_matrix
     from suite.tracking import finished_runs, result_of
 
     bench = store_for(exp, tracking, experiment)

@@ -112,12 +112,13 @@ def plot(ratio: dict, task: str, path):
 
 
 def sweep(exp, task: str, lengths=None, seeds=None, budget_steps=None, budget_minutes=None, tracking=None,
-          experiment=None, force=False, reuse_stale=False) -> int:
+          experiment=None, force=False, reuse_stale=False, jobs=(None, None)) -> int:
     """`rnnbench horizon`: the sweep's runs, then its horizons, table and plot on one parent run; 1 when a run
     failed (it counts as unsolved)."""
     from suite.benchmark import store_for
     from suite.config import horizon_config
-    from suite.runner import run_matrix
+    from suite.matrix import run_matrix
+    from suite.packing import packing_for
     from suite.tracking import ROLE, log_metrics, parent_run
     from tasks import TASKS
 
@@ -135,6 +136,7 @@ def sweep(exp, task: str, lengths=None, seeds=None, budget_steps=None, budget_mi
                                                "budget_minutes": budget_minutes or exp.horizon.budget_minutes}
     cfg = horizon_config({**{k: v for k, v in given.items() if k != "ladders"}, task: ladder}, "the command line")
     cells = sweep_cells(exp.raw, task, cfg, exp.source)
+    pack = packing_for(cells, jobs)
     store = store_for(exp, tracking, experiment, kind="horizon")
     budget = (f"{cfg.budget_steps} steps" if cfg.budget_steps else f"{cfg.budget_minutes} min" if cfg.budget_minutes
               else f"{cells[0].train.epochs} epochs")
@@ -143,7 +145,7 @@ def sweep(exp, task: str, lengths=None, seeds=None, budget_steps=None, budget_mi
     print(f"horizon sweep on {task}: {len(cells)} runs (models × T={ladder} × {cfg.seeds} seeds)", flush=True)
     with parent_run(store, f"horizon-{task}", tags) as parent:
         outcomes = run_matrix(store, cells, exp.name, force=force, role="sweep_cell", reuse_stale=reuse_stale,
-                              tags={c.config_hash: {"mlflow.parentRunId": parent} for c in cells})
+                              tags={c.config_hash: {"mlflow.parentRunId": parent} for c in cells}, packing=pack)
         horizons, shares, ratio, at_2t = summarise(outcomes, cfg.min_share)
         log_metrics(store.client, parent, {f"horizon_{m}": float(h or 0) for m, h in horizons.items()})
         rows = [{"model": m, "seq_len": T, "solved_share": s, "test_vs_chance": ratio.get((m, T)),

@@ -71,7 +71,7 @@ def reproduce(name: str, seeds: int = 3, epochs: int | None = None, tracking: st
     """Run both sides over `seeds` seeds; exit 0 when the means agree within the tolerance, else 1."""
     from suite.benchmark import store_for
     from suite.experiment import load_experiment
-    from suite.runner import run_matrix
+    from suite.matrix import run_matrix
     from suite.tracking import ROLE, log_metrics, parent_run
 
     if name not in REPRODUCTIONS:

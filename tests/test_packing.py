@@ -1,0 +1,164 @@
+"""Cells packed side by side (`--jobs`): the same results as one at a time, Ctrl-C and kill -9 handled, an ETA
+weighted by cost, and a dry run that writes nothing."""
+import dataclasses
+import os
+import signal
+import sys
+import time
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.test_cluster import finish, rnnbench, runs_of, wait_for
+
+TINY = ["--profile", "smoke", "--tasks", "adding", "--set", "train.epochs=2", "--set", "train.steps_per_epoch=4",
+        "--set", "task.seq_len=10"]
+
+
+def _by_cell(uri, experiment):
+    return {r.data.tags["config_hash"]: r for r in runs_of(uri, experiment) if r.info.status == "FINISHED"}
+
+
+def test_packed_and_one_at_a_time_give_the_same_numbers(tmp_path):
+    """Two jobs of one thread each against one process of one thread: each cell's metrics agree exactly."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = ["benchmark", *TINY, "--models", "rnn,gru,lstm", "--tracking-uri", uri]
+    code, out, err = finish(rnnbench(*args, "--experiment", "serial", env={"RNNBENCH_THREADS": "1"}, cwd=tmp_path))
+    assert code == 0, err[-3000:]
+    code, out, err = finish(rnnbench(*args, "--experiment", "packed", "--jobs", "2", cwd=tmp_path))
+    assert code == 0, err[-3000:]
+    assert "packing: 2 jobs at once" in out and "3 trained, 0 skipped" in out and "job 1:" in out
+    serial, packed = _by_cell(uri, "serial"), _by_cell(uri, "packed")
+    assert len(serial) == 3 and serial.keys() == packed.keys()
+    for key, run in serial.items():
+        other = packed[key]
+        assert run.data.tags["torch_threads"] == other.data.tags["torch_threads"] == "1"
+        assert (run.data.tags["jobs"], other.data.tags["jobs"]) == ("1", "2")
+        for metric in ("test_loss", "test_mse", "val_loss"):
+            assert run.data.metrics[metric] == other.data.metrics[metric], (key, metric)
+    code, out, err = finish(rnnbench(*args, "--experiment", "packed", "--jobs", "2", cwd=tmp_path))
+    assert code == 0 and "0 trained, 3 skipped" in out  # finished cells are skipped as before
+
+
+def test_ctrl_c_stops_every_job_and_each_run_ends_killed(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    proc = rnnbench("benchmark", *TINY, "--models", "rnn,lstm,gru", "--set", "train.epochs=300", "--jobs", "2",
+                    "--tracking-uri", uri, "--experiment", "p-sigint", cwd=tmp_path,
+                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    client = MlflowClient(uri)
+
+    def both_training():
+        runs = [r for r in runs_of(uri, "p-sigint") if r.info.status == "RUNNING"]
+        return len(runs) == 2 and all(client.get_metric_history(r.info.run_id, "val_loss") for r in runs)
+
+    wait_for(both_training, proc)
+    proc.send_signal(signal.SIGINT)
+    code, out, err = finish(proc, 180)
+    assert code == 130 and "interrupted" in err and "Traceback" not in err, err[-3000:]
+    assert sorted(r.info.status for r in runs_of(uri, "p-sigint")) == ["KILLED", "KILLED"]
+    assert not _children(proc.pid)
+
+
+def test_a_job_killed_9_fails_its_cell_the_others_finish_and_a_rerun_resumes_it(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = ["benchmark", *TINY, "--models", "rnn,lstm,gru", "--set", "train.epochs=40", "--set",
+            "train.checkpoint_minutes=0.0001", "--set", "train.stop_when_solved=0", "--jobs", "2",
+            "--tracking-uri", uri, "--experiment", "p-kill"]
+    proc = rnnbench(*args, cwd=tmp_path)
+
+    def checkpointed():
+        return [r for r in runs_of(uri, "p-kill")
+                if r.info.status == "RUNNING" and int(r.data.tags.get("checkpoint_epoch", -1)) >= 2]
+
+    victim = wait_for(checkpointed, proc)[0]
+    os.kill(int(victim.data.tags["rnnbench.worker"].split(":")[1]), signal.SIGKILL)
+    code, out, err = finish(proc, 300)
+    assert code == 1 and "its worker process died (exit code -9)" in out and "2 trained" in out, out[-3000:]
+    code, out, err = finish(rnnbench(*args, cwd=tmp_path), 300)
+    assert code == 0 and f"resumed run {victim.info.run_id}" in out and "1 trained, 2 skipped" in out, out[-3000:]
+    assert sorted(r.info.status for r in runs_of(uri, "p-kill")) == ["FINISHED"] * 3
+
+
+def test_the_dry_run_estimates_writes_nothing_and_knows_what_finished(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = ["benchmark", *TINY, "--models", "rnn,gru", "--tracking-uri", uri, "--experiment", "p-dry", "--dry-run"]
+    code, out, err = finish(rnnbench(*args, cwd=tmp_path))
+    assert code == 0, err[-3000:]
+    assert out.count("  to train ") == 2 and "2 to train · estimated" in out and "nothing was run or written" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no store, no artifacts folder
+    code, _, err = finish(rnnbench(*args[:-1], "--models", "rnn", cwd=tmp_path))
+    assert code == 0, err[-3000:]
+    code, out, err = finish(rnnbench(*args, "--jobs", "2", cwd=tmp_path))
+    assert code == 0 and "finished (run " in out and "1 finished, 1 to train" in out, out[-3000:]
+    assert len(runs_of(uri, "p-dry")) == 1
+
+
+def test_the_eta_weighs_the_cells_left_by_their_cost(monkeypatch):
+    from suite import matrix
+    from suite.experiment import load_experiment
+
+    exp = load_experiment("smoke", None, ["task.seq_len=10"], models=["rnn"], tasks=["adding"], seeds=range(3),
+                          announce=None)
+    short, *rest = exp.cells
+    long = dataclasses.replace(rest[0], task_cfg=dataclasses.replace(rest[0].task_cfg, seq_len=40))
+    assert matrix.cost(long) > 3.9 * matrix.cost(short)  # four times the steps a sequence
+    clock = matrix.Clock(jobs=1)
+    clock.record(short, 10.0)
+    assert clock.eta([short], {}) == 10.0
+    assert abs(clock.eta([long], {}) - 10.0 * matrix.cost(long) / matrix.cost(short)) < 1e-6
+    assert abs(clock.eta([long, long], {}) / 2 - clock.eta([long], {})) < 1e-6
+    two = matrix.Clock(jobs=2)
+    two.record(short, 10.0)
+    assert two.eta([short, short], {}) == 10.0  # two jobs take the two cells at once
+    now = time.perf_counter()
+    monkeypatch.setattr(time, "perf_counter", lambda: now + 4.0)
+    assert abs(clock.eta([], {"x": (short, now)}) - 6.0) < 1e-6  # a running cell: what it has left
+    assert matrix.Clock(jobs=1).eta([short], {}) is None  # nothing measured yet: no guess
+
+
+def test_packing_splits_the_cores_and_auto_takes_one_job_a_core():
+    from suite.packing import cores, packing
+
+    assert packing(None, None, "cpu", 10) is None
+    auto = packing("auto", None, "cpu", 10)
+    assert auto.jobs == cores() and auto.threads == 1 and auto.gpus == ()
+    assert packing("2", None, "cpu", 1).jobs == 1  # never more jobs than cells
+    assert packing("1", None, "cpu", 5).threads == cores()
+
+
+def _children(pid):
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the worker tags and /proc are Linux's")
+
+
+def test_two_cells_logging_the_same_dataset_at_once_both_succeed():
+    """Packed cells of one task share their test set's dataset entry: the one that loses MLflow's get-or-create race
+    (a unique-constraint error) logs it again and goes on, rather than failing the cell."""
+    from mlflow.exceptions import MlflowException
+
+    from suite.runner import _log_inputs
+
+    calls = []
+
+    class Client:
+        def log_inputs(self, run_id, datasets):
+            calls.append(run_id)
+            if len(calls) == 1:
+                raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id")
+
+    _log_inputs(Client(), "r1", [])
+    assert calls == ["r1", "r1"]
+
+    class Broken:
+        def log_inputs(self, run_id, datasets):
+            raise MlflowException("RESOURCE_DOES_NOT_EXIST")
+
+    with pytest.raises(MlflowException):
+        _log_inputs(Broken(), "r2", [])

@@ -1,0 +1,135 @@
+"""The long-dependency probes against their published definitions (positions, targets, the blind predictor's
+loss), and the modern baselines: the LRU's parallel scan equals its step-by-step recurrence."""
+import math
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tasks.assoc_recall import AssocRecall, AssocRecallConfig
+from tasks.listops import VOCAB, ListOps, ListOpsConfig, tree, value
+from tasks.selective_copy import SelectiveCopy, SelectiveCopyConfig
+from tasks.temporal_order import B, E, TemporalOrder, TemporalOrderConfig, X, Y
+
+G = torch.Generator
+
+
+def blind_every(task, y, scored_logits):
+    """Cross-entropy of a predictor that knows where answers are due (blanks elsewhere) but not what they are."""
+    n, steps = y.shape
+    logits = torch.full((n, steps, task.n_outputs), -1e4)
+    logits[:, : steps - task.scored_steps, 0] = 0
+    logits[:, steps - task.scored_steps:] = scored_logits
+    return F.cross_entropy(logits.flatten(0, 1), y.flatten()).item()
+
+
+def test_selective_copy_scatters_the_symbols_and_asks_for_them_in_order():
+    task = SelectiveCopy(SelectiveCopyConfig(seq_len=30, recall=6, symbols=5))
+    x, y = task.make_batch(512, G().manual_seed(0), "cpu")
+    tokens = x.argmax(-1)
+    assert x.shape == (512, 30 + 1 + 6, 7) and torch.equal(x.sum(-1), torch.ones(512, 37))
+    marked = (tokens[:, :30] > 0) & (tokens[:, :30] <= 5)
+    assert torch.equal(marked.sum(1), torch.full((512,), 6))  # K symbols among blanks
+    assert (tokens[:, 30] == 6).all() and (tokens[:, 31:] == 0).all()  # the delimiter, then blank recall steps
+    for row in range(512):
+        assert tokens[row, :30][marked[row]].tolist() == y[row, -6:].tolist()  # recalled in order
+    assert (y[:, :31] == 0).all()
+    first = marked.float().argmax(1)
+    assert len(set(first.tolist())) > 10  # the positions move: no fixed lag solves it
+    scored = torch.zeros(task.n_outputs)
+    scored[0] = -1e4  # uniform over the symbols at the recall steps
+    assert math.isclose(blind_every(task, y, scored), task.chance_loss(), rel_tol=1e-4)
+    assert task.key_steps(x[:2]) == [marked[i].nonzero().flatten().tolist() for i in range(2)]
+
+
+def test_assoc_recall_answers_each_query_with_its_keys_value():
+    task = AssocRecall(AssocRecallConfig(seq_len=16, queries=3, values=6))
+    x, y = task.make_batch(256, G().manual_seed(0), "cpu")
+    tokens, P = x.argmax(-1), task.pairs
+    assert x.shape == (256, 2 * P + 1 + 3, task.input_size) and P == 8
+    keys, vals = tokens[:, 0:2 * P:2] - 1, tokens[:, 1:2 * P:2] - 1 - P
+    assert torch.equal(keys.sort(1).values, torch.arange(P).expand(256, P))  # every key once
+    assert (tokens[:, 2 * P] == task.input_size - 1).all()  # the separator
+    for row in range(256):
+        pairs = dict(zip(keys[row].tolist(), vals[row].tolist(), strict=True))
+        asked = (tokens[row, -3:] - 1).tolist()
+        assert (y[row, -3:] - 1).tolist() == [pairs[k] for k in asked]
+    scored = torch.zeros(task.n_outputs)
+    scored[0] = -1e4
+    assert math.isclose(blind_every(task, y, scored), task.chance_loss(), rel_tol=1e-4)
+
+
+@pytest.mark.parametrize("relevant", [2, 3])
+def test_temporal_order_puts_x_and_y_in_their_windows_and_classifies_the_order(relevant):
+    T = 100
+    task = TemporalOrder(TemporalOrderConfig(seq_len=T, relevant=relevant))
+    x, y = task.make_batch(1024, G().manual_seed(0), "cpu")
+    tokens = x.argmax(-1)
+    assert (tokens[:, 0] == B).all() and (tokens[:, -1] == E).all()
+    for row in range(1024):
+        where = ((tokens[row] == X) | (tokens[row] == Y)).nonzero().flatten().tolist()
+        assert len(where) == relevant
+        assert 10 <= where[0] < 20 and 50 <= where[1] < 60 and (relevant == 2 or 80 <= where[2] < 90)
+        label = 0
+        for step in where:
+            label = 2 * label + int(tokens[row, step] == Y)
+        assert y[row].item() == label
+    assert set(y.tolist()) == set(range(2 ** relevant))
+    frequencies = torch.bincount(y, minlength=task.n_outputs).float() / len(y)
+    blind = F.cross_entropy(torch.zeros(len(y), task.n_outputs), y).item()  # uniform guess
+    assert math.isclose(blind, task.chance_loss(), rel_tol=1e-6) and (frequencies > 0.7 / task.n_outputs).all()
+
+
+def _reference_value(tokens):
+    """ListOps evaluated recursively, as LRA's generator defines the operators."""
+    def node(i):
+        if tokens[i] not in ("MIN", "MAX", "MED", "SM"):
+            return int(tokens[i]), i + 1
+        op, args, i = tokens[i], [], i + 1
+        while tokens[i] != "]":
+            v, i = node(i)
+            args.append(v)
+        result = {"MIN": min(args), "MAX": max(args), "SM": sum(args) % 10,
+                  "MED": sorted(args)[(len(args) - 1) // 2] if len(args) % 2 else
+                  int((sorted(args)[len(args) // 2 - 1] + sorted(args)[len(args) // 2]) / 2)}[op]
+        return result, i + 1
+    return node(0)[0]
+
+
+def test_listops_labels_are_the_expressions_values_and_respect_the_grammar():
+    rng = random.Random(0)
+    for _ in range(300):
+        tokens = tree(rng, 1, 4, 5)
+        assert value(tokens) == _reference_value(tokens)
+        assert tokens.count("]") == sum(t in ("MIN", "MAX", "MED", "SM") for t in tokens)
+    task = ListOps(ListOpsConfig(seq_len=60, min_len=8, n_train=300, n_eval=50))
+    splits = task.splits(0, 0, "cpu")
+    x, y = splits["test"]
+    for row in range(50):
+        ids = x[row].argmax(-1).tolist()
+        tokens = [VOCAB[i] for i in ids if i != 0]
+        assert 8 <= len(tokens) <= 60 and ids[-1] != 0  # left-padded: every expression ends at the last step
+        assert y[row].item() == _reference_value(tokens)
+    labels = splits["train"][1]
+    p = torch.bincount(labels, minlength=10).float() / len(labels)
+    blind = -(p[p > 0] * p[p > 0].log()).sum().item()  # always the label frequencies
+    assert math.isclose(blind, task.chance_loss(), rel_tol=1e-5)
+
+
+def test_the_lru_scan_equals_its_step_by_step_recurrence():
+    from suite.models.lru import LRU, LRUConfig, scan
+
+    torch.manual_seed(0)
+    lam = torch.polar(torch.rand(7) * 0.3 + 0.69, torch.rand(7) * 6.28)
+    u = torch.randn(3, 45, 7, dtype=torch.complex64)
+    state, steps = torch.zeros(3, 7, dtype=torch.complex64), []
+    for t in range(45):
+        state = lam * state + u[:, t]
+        steps.append(state)
+    assert torch.allclose(scan(lam, u), torch.stack(steps, 1), atol=1e-5)
+    net = LRU(4, LRUConfig(hidden_size=16, num_layers=2)).eval()
+    x = torch.randn(2, 33, 4)
+    assert torch.allclose(net.readout(torch.stack(net.unroll(x), 1)), net(x), atol=1e-5)  # unroll = the scan
+    modulus = net.blocks[0].lru.lam().abs()
+    assert (modulus >= 0.9 - 1e-6).all() and (modulus <= 0.999 + 1e-6).all()  # on the ring the paper starts on
