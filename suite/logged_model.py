@@ -9,6 +9,7 @@ program: torch.export unrolls a recurrent layer over the sequence, which took 13
 from __future__ import annotations
 
 import copy
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -40,8 +41,14 @@ def log_model(client, run_id: str, net, example) -> str:
             else:
                 shutil.copy(source, code / name)
         common["pip_requirements"].append(f"pydantic=={pydantic.VERSION}")
-        mlflow.pytorch.save_model(net, f"{tmp}/model", serialization_format="pickle", code_paths=[str(code)],
-                                  **common)
+        quiet = logging.getLogger("mlflow.pytorch")  # its warning on pickles: said once, in this module's doc
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            mlflow.pytorch.save_model(net, f"{tmp}/model", serialization_format="pickle", code_paths=[str(code)],
+                                      **common)
+        finally:
+            quiet.setLevel(level)
         client.log_artifacts(run_id, f"{tmp}/model", "model")
     client.set_tag(run_id, "model_format", "pickle")
     return "pickle"

@@ -14,7 +14,7 @@ import signal
 import time
 from dataclasses import dataclass
 
-from suite.errors import UserError, on_sigterm
+from suite.errors import UserError, on_sigterm, stop_if_interrupted
 
 PER_GPU = 4  # cells sharing a GPU under --jobs auto (`make gpu-check` measures K=4 against 1 on the GPU at hand)
 
@@ -150,6 +150,7 @@ def _worker(slot: int, pack: Packing, uri: str, experiment: str, settings, run, 
             try:
                 item = inbox.get(timeout=5)
             except queue.Empty:
+                stop_if_interrupted()  # a SIGTERM swallowed while we waited
                 if os.getppid() != parent:  # the parent was killed: no one will read our results
                     return
                 continue

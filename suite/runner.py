@@ -145,7 +145,10 @@ def system_metrics(store, run, cell, resume):
     try:
         yield
     finally:
-        monitor.finish()
+        try:
+            monitor.finish()
+        except Exception:  # its last write lost (a locked SQLite store on Ctrl-C): never the run's fate
+            pass
 
 
 def _record(store, run, cell, training) -> dict:

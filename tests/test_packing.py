@@ -43,6 +43,7 @@ def test_packed_and_one_at_a_time_give_the_same_numbers(tmp_path):
 def test_ctrl_c_stops_every_job_and_each_run_ends_killed(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     proc = rnnbench("benchmark", *TINY, "--models", "rnn,lstm,gru", "--set", "train.epochs=300", "--jobs", "2",
+                    "--set", "train.stop_when_solved=0",
                     "--tracking-uri", uri, "--experiment", "p-sigint", cwd=tmp_path,
                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     client = MlflowClient(uri)
