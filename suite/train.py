@@ -147,14 +147,19 @@ class Training:
         if solved is not None:
             metrics["solved"] = float(solved)
         for length in cell.train.eval_seq_lens:
-            metrics[f"test_vs_chance_at_{length}"] = self.test_at_length(length)
+            at = self.test_at_length(length)
+            if at is not None:
+                metrics[f"test_vs_chance_at_{length}"] = at
         return metrics
 
-    def test_at_length(self, length: int) -> float:
-        """test_loss / chance loss of the trained model on the task's test set at another length."""
+    def test_at_length(self, length: int) -> float | None:
+        """test_loss / chance loss of the trained model on the task's test set at another length; None where the
+        task's inputs or outputs change with its length (assoc_recall: one key symbol a pair), so it cannot run."""
         from suite.data import Batches
 
         task = type(self.task)(dataclasses.replace(self.cell.task_cfg, seq_len=length))
+        if (task.input_size, task.n_outputs) != (self.task.input_size, self.task.n_outputs):
+            return None
         x, y = task.splits(1, self.cell.train.n_test, self.device)["test"]
         result = self.trainer.test(self.module, Batches(x, y, self.cell.train.eval_batch_size), verbose=False)[0]
         return float(result["test_loss"]) / task.chance_loss()

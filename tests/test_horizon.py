@@ -52,3 +52,13 @@ def test_a_smoke_sweep_logs_the_horizon_table_and_plot(in_store, capsys):
     out = capsys.readouterr().out
     assert "T=5" in out and "T=10" in out and "horizon" in out and "5->10" in out
     assert all(f"test_vs_chance_at_{2 * int(r.data.tags['seq_len'])}" in r.data.metrics for r in children)
+
+
+def test_a_task_whose_inputs_grow_with_length_is_not_tested_at_other_lengths(in_store):
+    """assoc_recall has one key symbol a pair: a model trained at one length cannot read another; the horizon
+    sweep asks for 2x anyway, and the run must finish without that figure rather than fail."""
+    assert main(["run", "--profile", "smoke", "--model", "gru", "--task", "assoc_recall", "--set", "task.seq_len=8",
+                 "--set", "train.eval_seq_lens=[16]", "--tracking-uri", in_store, "--experiment", "t-grow"]) == 0
+    client = MlflowClient(in_store)
+    (run,) = client.search_runs([client.get_experiment_by_name("t-grow").experiment_id])
+    assert run.info.status == "FINISHED" and "test_vs_chance_at_16" not in run.data.metrics
