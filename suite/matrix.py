@@ -2,13 +2,13 @@
 a time or packed side by side (suite/packing.py), with a progress line a cell and an ETA weighted by cost."""
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import dataclass, field
 
 from suite.config import Cell
 from suite.errors import UserError, stop_if_interrupted
+from suite.packing import planned_steps
 from suite.runner import Outcome
 from suite.tracking import Store
 
@@ -136,15 +136,6 @@ def _headline(o: Outcome) -> str:
     m = o.metrics
     score = f"test_acc {m['test_acc']:.3f}" if "test_acc" in m else f"test_mse {m.get('test_mse', float('nan')):.4f}"
     return f"{score}, test_loss {m['test_loss']:.4f}, {m['train_samples_per_s']:.0f} samples/s"
-
-
-def planned_steps(cell: Cell, task) -> int:
-    """Optimizer steps the cell's training takes (an epoch of a dataset task: its examples over the batch)."""
-    tc, examples = cell.train, task.train_examples()
-    per_epoch = tc.steps_per_epoch or 100
-    if examples is not None:
-        per_epoch = min(math.ceil(examples / tc.batch_size), tc.steps_per_epoch or math.inf)
-    return tc.epochs * per_epoch
 
 
 def cost(cell: Cell) -> float:

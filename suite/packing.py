@@ -8,6 +8,7 @@ changes (costliest first, so the last cells to end are short ones).
 """
 from __future__ import annotations
 
+import math
 import os
 import queue
 import signal
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 
 from suite.errors import UserError, on_sigterm, stop_if_interrupted
 
+SMALL = 50  # --jobs auto packs only cells of more optimizer steps: the smoke profile's 16 cells of 16 steps took
+# 20 s one at a time and 28 s in 2 jobs (a worker's start, importing torch and Lightning, is ~8 s)
 PER_GPU = 4  # cells sharing a GPU under --jobs auto (`make gpu-check` measures K=4 against 1 on the GPU at hand)
 
 
@@ -40,9 +43,24 @@ def packing_for(cells: list, flags: tuple[str | None, int | None]) -> Packing | 
 
     if not cells or flags == (None, None):
         return None
+    if flags[0] == "auto" and flags[1] is None:
+        steps = sum(planned_steps(c, c.make_task()) for c in cells) / len(cells)
+        if steps < SMALL:
+            print(f"packing: none, one cell at a time (cells of ~{steps:.0f} steps: starting a worker costs more "
+                  "than it saves)", flush=True)
+            return None
     pack = packing(*flags, device_for(cells[0]), len(cells))
     print(f"packing: {pack.describe()}", flush=True)
     return pack
+
+
+def planned_steps(cell, task) -> int:
+    """Optimizer steps the cell's training takes (an epoch of a dataset task: its examples over the batch)."""
+    tc, examples = cell.train, task.train_examples()
+    per_epoch = tc.steps_per_epoch or 100
+    if examples is not None:
+        per_epoch = min(math.ceil(examples / tc.batch_size), tc.steps_per_epoch or math.inf)
+    return tc.epochs * per_epoch
 
 
 def packing(jobs: str | None, per_gpu: int | None, device: str, cells: int) -> Packing | None:

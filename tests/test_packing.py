@@ -127,6 +127,20 @@ def test_packing_splits_the_cores_and_auto_takes_one_job_a_core():
     assert packing("1", None, "cpu", 5).threads == cores()
 
 
+
+def test_auto_leaves_cells_too_small_to_pay_for_a_worker_unpacked(capsys, monkeypatch):
+    from suite import packing as packing_module
+    from suite.experiment import load_experiment
+
+    monkeypatch.setattr(packing_module, "cores", lambda: 2)
+    smoke = load_experiment("smoke", announce=None).cells
+    assert packing_module.packing_for(smoke, ("auto", None)) is None
+    assert "packing: none, one cell at a time" in capsys.readouterr().out
+    assert packing_module.packing_for(smoke, ("2", None)).jobs == 2  # asked for explicitly: packed
+    cpu = load_experiment("cpu", tasks=["copy", "adding"], announce=None).cells
+    assert packing_module.packing_for(cpu, ("auto", None)).jobs == 2
+
+
 def _children(pid):
     import psutil
 
