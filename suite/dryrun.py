@@ -2,8 +2,8 @@
 on the machine at hand; it writes nothing to the store.
 
 Each setting (model x task x T) to train is timed once, the way its cells will run (the packing's thread count):
-building its data and model, a few training calls after the warm-up, one validation pass, and saving the model
-as a run does. A cell's estimate is setup + steps x step time + (epochs + test) x validation time + saving; the
+building its data and model, a few training calls after the warm-up and one validation pass. A cell's estimate
+is setup + steps x step time + (epochs + test) x validation time (saving the model takes hundredths); the
 packed wall time is the longest job when cells go costliest first to the job that frees up first.
 """
 from __future__ import annotations
@@ -73,9 +73,9 @@ def statuses(cells: list[Cell], uri: str, experiment: str, force: bool, reuse_st
     return out
 
 
-def estimate(cell: Cell, threads: int, save: bool = True) -> float:
-    """Seconds the cell takes here, from timing a short piece of it with `threads` torch threads (`save`: and
-    saving its model as a run does, which needs MLflow)."""
+def estimate(cell: Cell, threads: int) -> float:
+    """Seconds the cell takes here, from timing a short piece of it with `threads` torch threads. Saving the
+    model at the end is left out: a pickle with its code, a few hundredths of a second."""
     import torch
 
     from suite.train import Training, trainer_for
@@ -95,38 +95,8 @@ def estimate(cell: Cell, threads: int, save: bool = True) -> float:
     trainer.validate(training.module, training.val, verbose=False)  # one batch: a pass is len(val) of them
     val = (time.perf_counter() - started) * len(training.val)
     test = val * len(training.test) / max(len(training.val), 1)
-    if save and cell.model not in _SAVES:  # the model's size, not the task, sets the time to save it
-        started = time.perf_counter()
-        _save(training)
-        _SAVES[cell.model] = time.perf_counter() - started
     training_s = planned_steps(cell, training.task) * step + cell.train.epochs * val + test
-    return setup + training_s + _SAVES.get(cell.model, 0.0)
-
-
-_SAVES: dict[str, float] = {}
-
-
-def _save(training):
-    """Log the model to a throwaway store, as a run does at its end."""
-    import atexit
-    import shutil
-    import tempfile
-
-    from mlflow import MlflowClient
-
-    from suite.logged_model import log_model
-
-    if not _SCRATCH:
-        folder = tempfile.mkdtemp(prefix="rnnbench-dry-run-")
-        atexit.register(shutil.rmtree, folder, True)
-        client = MlflowClient(f"sqlite:///{folder}/mlflow.db")
-        _SCRATCH.extend([client, client.create_experiment("calibration", artifact_location=f"file://{folder}/a")])
-    client, experiment = _SCRATCH
-    run = client.create_run(experiment)
-    log_model(client, run.info.run_id, training.module.net, next(iter(training.test))[0])
-
-
-_SCRATCH: list = []  # the throwaway store's client and experiment, made once
+    return setup + training_s
 
 
 def makespan(seconds: list[float], jobs: int) -> float:

@@ -155,7 +155,7 @@ def full_estimate(device: str, budget_s: float, jobs: int) -> dict:
     for key, cell in settings.items():
         if time.perf_counter() - started > budget_s:
             break
-        timed[key] = estimate(cell, os.cpu_count() or 1, save=False)
+        timed[key] = estimate(cell, os.cpu_count() or 1)
         clock.record(cell, timed[key])
     each = [timed.get(c.label.rsplit(" · seed", 1)[0]) or clock.eta([c], {}) for c in cells]
     return {"cells": len(cells), "settings": len(settings), "settings_timed": len(timed),
