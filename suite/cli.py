@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from suite.cliargs import count, host, index, jobs, lengths, names, port, positive
-from suite.errors import UserError, on_sigterm
+from suite.errors import UserError, interrupt, on_sigterm
 from suite.server import add_parser as add_server_parser
 from suite.slurm import add_parser as add_slurm_parser
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     # take the same path as Ctrl-C: the current run is marked KILLED, a tuning trial FAIL.
     if argv is None:
         on_sigterm()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, interrupt)
     try:
         args = parser().parse_args(argv)
         return COMMANDS[args.command](args)

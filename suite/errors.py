@@ -12,14 +12,48 @@ class UserError(Exception):
 
 
 _STOPPING = []
+_SHIELD = []  # store calls under way in the main thread
 
 
 def interrupt(signum=None, frame=None):
-    """The SIGTERM handler (and SIGINT's where it was ignored): remembered, then raised as KeyboardInterrupt, as
-    Ctrl-C is. Remembered because a library may swallow the exception (torch.export wraps whatever its trace
-    raises): `stop_if_interrupted()` raises it again at the next safe point."""
+    """The SIGTERM and SIGINT handler: remembered, then raised as KeyboardInterrupt, as Ctrl-C is. Remembered
+    because a library may swallow the exception (torch.export wraps whatever its trace raises):
+    `stop_if_interrupted()` raises it again at the next safe point. Inside a store call it waits for the call
+    to return (see `uninterrupted`)."""
     _STOPPING.append(signum)
-    raise KeyboardInterrupt
+    if not _SHIELD:
+        raise KeyboardInterrupt
+
+
+def uninterrupted(call, *args, **kwargs):
+    """`call(*args, **kwargs)` run to its end though Ctrl-C or SIGTERM arrives meanwhile; the interrupt is raised
+    as it returns. An MLflow call cut in half leaves a database transaction open (on SQLite, a lock that the
+    run's own KILLED status then waits on for ever), so store calls go through here."""
+    import threading
+
+    if _SHIELD or threading.current_thread() is not threading.main_thread():  # handlers run in the main thread
+        return call(*args, **kwargs)
+    before = len(_STOPPING)
+    _SHIELD.append(call)
+    try:
+        result = call(*args, **kwargs)
+    except BaseException:
+        _SHIELD.pop()
+        if len(_STOPPING) > before:
+            raise KeyboardInterrupt from None
+        raise
+    _SHIELD.pop()
+    if len(_STOPPING) > before:
+        raise KeyboardInterrupt
+    return result
+
+
+def interrupted_since(count: int) -> bool:
+    return len(_STOPPING) > count
+
+
+def interrupts() -> int:
+    return len(_STOPPING)
 
 
 def on_sigterm():

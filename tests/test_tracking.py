@@ -51,3 +51,98 @@ def test_plans_accumulate_on_the_experiment(store):
     assert blocks == [{"models": ["rnn", "lstm", "gru", "attn_rnn"], "seeds": [0],
                        "settings": [["mnist_rows", 28, ""], ["mnist_pixels", 784, ""], ["copy", 20, ""], ["adding", 20, ""]]},
                       {"models": ["lstm"], "seeds": [0, 1], "settings": [["adding", 20, ""]]}]
+
+
+def test_a_sqlite_store_waits_out_a_locked_database_and_nothing_else(monkeypatch):
+    from suite.tracking import StoreClient
+
+    monkeypatch.setattr(StoreClient, "WAITS", (0, 0, 0))
+    calls = []
+
+    class Flaky:
+        uri = "sqlite:///x.db"
+
+        def log_batch(self, run_id, fail_times, message="(sqlite3.OperationalError) database is locked"):
+            calls.append(run_id)
+            if len(calls) <= fail_times:
+                raise RuntimeError(message)
+            return "logged"
+
+    client = StoreClient(Flaky(), sqlite=True)
+    assert client.uri == "sqlite:///x.db"
+    assert client.log_batch("r", fail_times=2) == "logged" and len(calls) == 3  # two refusals, then in
+    calls.clear()
+    with pytest.raises(RuntimeError, match="no such table"):  # any other error goes up at once
+        client.log_batch("r", fail_times=1, message="no such table: runs")
+    assert len(calls) == 1
+    calls.clear()
+    with pytest.raises(RuntimeError, match="locked"):  # locked for good: after the waits, the error goes up
+        client.log_batch("r", fail_times=99)
+    assert len(calls) == 4
+
+
+def test_packed_jobs_on_sqlite_get_the_patient_client(tmp_path, monkeypatch):
+    from suite.tracking import StoreClient
+
+    monkeypatch.chdir(tmp_path)
+    store = connect(f"sqlite:///{tmp_path}/mlflow.db", "t-patient")
+    assert isinstance(store.client, StoreClient) and store.client._sqlite
+    run = store.client.create_run(store.experiment_id).info.run_id
+    store.client.log_batch(run, metrics=[])
+    assert store.client.get_run(run).info.status == "RUNNING"
+
+
+def test_jobs_describing_one_experiment_together_do_not_clash():
+    from types import SimpleNamespace
+
+    from suite.tracking import KIND, describe
+
+    class Raced:  # another job set the tags between our read and our write: the server refuses the duplicate key
+        tags = {}
+
+        def set_experiment_tag(self, experiment_id, key, value):
+            self.tags[key] = value
+            raise RuntimeError('duplicate key value violates unique constraint "experiment_tag_pk"')
+
+        def get_experiment(self, experiment_id):
+            return SimpleNamespace(tags=self.tags)
+
+    describe(Raced(), "1", "rnnbench-tune-x")  # no error: the tags are there
+    assert Raced.tags[KIND] == "custom_model_development"
+
+    class Broken(Raced):
+        tags = {}
+
+        def set_experiment_tag(self, experiment_id, key, value):
+            raise RuntimeError("permission denied")
+
+    with pytest.raises(RuntimeError, match="permission denied"):
+        describe(Broken(), "1", "rnnbench-tune-x")
+
+
+def test_an_interrupt_waits_for_the_store_call_under_way_then_stops_us(monkeypatch):
+    import threading
+
+    from suite import errors
+    from suite.tracking import StoreClient
+
+    monkeypatch.setattr(errors, "_STOPPING", [])
+    written = []
+
+    class Slow:
+        def log_batch(self, run_id):
+            errors.interrupt()  # SIGTERM (or Ctrl-C) arrives in the middle of the write
+            written.append(run_id)  # ... which still completes: no transaction is left open
+
+    client = StoreClient(Slow(), sqlite=False)
+    with pytest.raises(KeyboardInterrupt):  # and then we stop
+        client.log_batch("r1")
+    assert written == ["r1"]
+    with pytest.raises(KeyboardInterrupt):  # outside a store call an interrupt is raised at once, as before
+        errors.interrupt()
+    monkeypatch.setattr(errors, "_STOPPING", [])
+    thread = threading.Thread(target=lambda: written.append(StoreClient(type("C", (), {
+        "get_run": lambda self, r: r})(), sqlite=False).get_run("r2")))
+    thread.start()
+    thread.join()  # a heartbeat thread's calls pass straight through
+    assert written == ["r1", "r2"]
