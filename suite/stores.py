@@ -1,11 +1,13 @@
-"""Where the tracking store is, whether it answers (one line within seconds when not), and URLs without secrets."""
+"""Where the tracking store is, whether it answers (one line within seconds when not), URLs without secrets,
+and the client every command talks to it through."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from suite.errors import UserError
+from suite.errors import UserError, interrupted_since, interrupts, uninterrupted
 
 DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow's own default store; artifacts go to ./mlartifacts
 def tracking_uri(cli_uri: str | None = None, profile_uri: str | None = None) -> str:
@@ -135,3 +137,35 @@ def reachable(uri: str) -> bool:
         return False
 
 
+class StoreClient:
+    """An MlflowClient whose calls Ctrl-C and SIGTERM do not cut in half, and that on SQLite waits out
+    "database is locked".
+
+    SQLite lets one writer in at a time, and a writer that read first is refused at once rather than queued,
+    so packed jobs logging an epoch while another ends its run would otherwise fail a healthy cell. A refused
+    write left nothing behind (its transaction rolled back), so it is tried again, unless we are stopping.
+    """
+
+    WAITS = (0.05, 0.1, 0.2, 0.5, 1, 2, 4, 8)  # ~16 s in all, then the error goes on up
+
+    def __init__(self, client, sqlite: bool):
+        self._client, self._sqlite = client, sqlite
+
+    def __getattr__(self, name):
+        if name.startswith("__"):  # copy and pickle probe the class before __init__ has run
+            raise AttributeError(name)
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+        return lambda *args, **kwargs: uninterrupted(self._patiently, attr, *args, **kwargs)
+
+    def _patiently(self, attr, *args, **kwargs):
+        waits, started = self.WAITS if self._sqlite else (), interrupts()
+        for wait in waits:
+            try:
+                return attr(*args, **kwargs)
+            except Exception as e:
+                if "database is locked" not in str(e) or interrupted_since(started):
+                    raise
+                time.sleep(wait)
+        return attr(*args, **kwargs)

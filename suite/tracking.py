@@ -17,8 +17,8 @@ import traceback
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from suite.errors import UserError, interrupted_since, interrupts, uninterrupted
-from suite.stores import check_store, redact
+from suite.errors import UserError
+from suite.stores import StoreClient, check_store, redact
 
 ROLE = "rnnbench_role"  # every run says what it is: cell, trial, sweep, sweep_cell, study, speed, gradflow
 PLAN = "rnnbench.plan"  # experiment tag: the matrices benchmarks planned in it (the report's "missing" cells)
@@ -76,40 +76,6 @@ def describe(client, experiment_id: str, name: str):
         except Exception:  # jobs starting together: another one set it a moment ago (a unique-key clash)
             if client.get_experiment(experiment_id).tags.get(key) is None:
                 raise
-
-
-class StoreClient:
-    """An MlflowClient whose calls Ctrl-C and SIGTERM do not cut in half, and that on SQLite waits out
-    "database is locked".
-
-    SQLite lets one writer in at a time, and a writer that read first is refused at once rather than queued,
-    so packed jobs logging an epoch while another ends its run would otherwise fail a healthy cell. A refused
-    write left nothing behind (its transaction rolled back), so it is tried again, unless we are stopping.
-    """
-
-    WAITS = (0.05, 0.1, 0.2, 0.5, 1, 2, 4, 8)  # ~16 s in all, then the error goes on up
-
-    def __init__(self, client, sqlite: bool):
-        self._client, self._sqlite = client, sqlite
-
-    def __getattr__(self, name):
-        if name.startswith("__"):  # copy and pickle probe the class before __init__ has run
-            raise AttributeError(name)
-        attr = getattr(self._client, name)
-        if not callable(attr):
-            return attr
-        return lambda *args, **kwargs: uninterrupted(self._patiently, attr, *args, **kwargs)
-
-    def _patiently(self, attr, *args, **kwargs):
-        waits, started = self.WAITS if self._sqlite else (), interrupts()
-        for wait in waits:
-            try:
-                return attr(*args, **kwargs)
-            except Exception as e:
-                if "database is locked" not in str(e) or interrupted_since(started):
-                    raise
-                time.sleep(wait)
-        return attr(*args, **kwargs)
 
 
 class Run:

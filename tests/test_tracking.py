@@ -54,7 +54,7 @@ def test_plans_accumulate_on_the_experiment(store):
 
 
 def test_a_sqlite_store_waits_out_a_locked_database_and_nothing_else(monkeypatch):
-    from suite.tracking import StoreClient
+    from suite.stores import StoreClient
 
     monkeypatch.setattr(StoreClient, "WAITS", (0, 0, 0))
     calls = []
@@ -82,7 +82,7 @@ def test_a_sqlite_store_waits_out_a_locked_database_and_nothing_else(monkeypatch
 
 
 def test_packed_jobs_on_sqlite_get_the_patient_client(tmp_path, monkeypatch):
-    from suite.tracking import StoreClient
+    from suite.stores import StoreClient
 
     monkeypatch.chdir(tmp_path)
     store = connect(f"sqlite:///{tmp_path}/mlflow.db", "t-patient")
@@ -124,7 +124,7 @@ def test_an_interrupt_waits_for_the_store_call_under_way_then_stops_us(monkeypat
     import threading
 
     from suite import errors
-    from suite.tracking import StoreClient
+    from suite.stores import StoreClient
 
     monkeypatch.setattr(errors, "_STOPPING", [])
     written = []
