@@ -179,3 +179,32 @@ def test_a_trial_that_reached_its_last_epoch_completes_and_is_never_pruned():
         callback.on_validation_end(trainer, SimpleNamespace(current_epoch=0))
     callback.on_validation_end(trainer, SimpleNamespace(current_epoch=1))  # the last: reported, not pruned
     assert trial.reported == [(0, 0.5), (1, 0.5)]
+
+
+def test_ctrl_c_mid_trial_fails_the_trial_kills_its_run_and_exits_130(tmp_path):
+    """Interrupted mid-trial: the trial ends FAIL ("interrupted", so a top-up runs it again), its MLflow run and
+    the study's end KILLED, nothing is left RUNNING, and the user sees one line."""
+    import signal
+
+    from tests.test_cluster import finish, rnnbench, wait_for
+
+    uri, storage = f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path / "journal.log")
+    proc = rnnbench("tune", *SMOKE, "--trials", "3", "--pruner", "none", "--set", "train.epochs=300",
+                    "--set", "train.steps_per_epoch=4", "--set", "task.seq_len=10", "--set", "train.stop_when_solved=0",
+                    "--tracking-uri", uri, "--experiment", "t-sigint", "--storage", storage, cwd=tmp_path,
+                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    client = MlflowClient(uri)
+
+    def training():
+        children = child_runs(uri, "t-sigint")[1] if client.get_experiment_by_name("t-sigint") else []
+        return any(client.get_metric_history(c.info.run_id, "val_loss") for c in children)
+
+    wait_for(training, proc)
+    proc.send_signal(signal.SIGINT)
+    code, out, err = finish(proc, 120)
+    assert code == 130 and "interrupted" in err and "Traceback" not in err, err[-3000:]
+    parents, children = child_runs(uri, "t-sigint")
+    assert [p.info.status for p in parents] == ["KILLED"]
+    assert [c.info.status for c in children] == ["KILLED"]
+    trials = study(storage, "smoke-lstm-adding-T10").trials
+    assert [t.state.name for t in trials] == ["FAIL"] and trials[0].user_attrs["fail_reason"] == "interrupted"
