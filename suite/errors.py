@@ -33,17 +33,17 @@ def uninterrupted(call, *args, **kwargs):
 
     if _SHIELD or threading.current_thread() is not threading.main_thread():  # handlers run in the main thread
         return call(*args, **kwargs)
-    before = len(_STOPPING)
+    before = interrupts()
     _SHIELD.append(call)
     try:
         result = call(*args, **kwargs)
     except BaseException:
-        _SHIELD.pop()
-        if len(_STOPPING) > before:
+        if interrupted_since(before):  # the stop wins over the store's own error
             raise KeyboardInterrupt from None
         raise
-    _SHIELD.pop()
-    if len(_STOPPING) > before:
+    finally:
+        _SHIELD.pop()
+    if interrupted_since(before):
         raise KeyboardInterrupt
     return result
 

@@ -1,5 +1,5 @@
 """Where the tracking store is, whether it answers (one line within seconds when not), URLs without secrets,
-and the client every command talks to it through."""
+and the client a command's store (`tracking.connect`) talks to it through."""
 from __future__ import annotations
 
 import os
