@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -21,7 +22,7 @@ from suite.errors import UserError
 from suite.stores import StoreClient, check_store, redact
 
 ROLE = "rnnbench_role"  # every run says what it is: cell, trial, sweep, sweep_cell, study, speed, gradflow
-PLAN = "rnnbench.plan"  # experiment tag: the matrices benchmarks planned in it (the report's "missing" cells)
+PLAN = "rnnbench.plan"  # experiment tags PLAN.<hash>: the matrices benchmarks planned (the report's "missing" cells)
 
 
 @dataclasses.dataclass
@@ -71,11 +72,17 @@ def describe(client, experiment_id: str, name: str):
     text = DESCRIPTIONS.get(kind, f"Benchmark cells of {name}: every model on every task setting and seed "
                                   "(rnnbench benchmark); `rnnbench report` turns them into static pages.")
     for key, value in ((KIND, "custom_model_development"), ("mlflow.note.content", text)):
-        try:
-            client.set_experiment_tag(experiment_id, key, value)
-        except Exception:  # jobs starting together: another one set it a moment ago (a unique-key clash)
-            if client.get_experiment(experiment_id).tags.get(key) is None:
-                raise
+        tag_experiment(client, experiment_id, key, value)
+
+
+def tag_experiment(client, experiment_id: str, key: str, value: str) -> None:
+    """Set an experiment tag that jobs starting together may all set: on a server the second insert of a new key
+    is refused (a unique-key clash), which is fine when the tag is there; any other refusal is raised."""
+    try:
+        client.set_experiment_tag(experiment_id, key, value)
+    except Exception:
+        if client.get_experiment(experiment_id).tags.get(key) is None:
+            raise
 
 
 class Run:
@@ -210,15 +217,20 @@ def result_of(found: dict, cell) -> tuple[object | None, object | None]:
 
 def log_plan(store: Store, *matrices: list) -> None:
     """Add matrices of cells (the experiment's, and the one this command chose) to the experiment's plan:
-    the report's missing cells are the planned ones without a run, whatever today's profiles say."""
-    experiment = store.client.get_experiment(store.experiment_id)
-    blocks = json.loads(experiment.tags.get(PLAN, "[]"))
-    new = list(blocks)
+    the report's missing cells are the planned ones without a run, whatever today's profiles say.
+    One tag a matrix, named by its content, so jobs planning at once never overwrite each other's."""
+    tags = store.client.get_experiment(store.experiment_id).tags
     for block in map(_plan_block, matrices):
-        if block not in new:
-            new.append(block)
-    if new != blocks:
-        store.client.set_experiment_tag(store.experiment_id, PLAN, json.dumps(new, separators=(",", ":")))
+        text = json.dumps(block, separators=(",", ":"))
+        key = f"{PLAN}.{hashlib.sha1(text.encode()).hexdigest()[:12]}"
+        if key not in tags:
+            tag_experiment(store.client, store.experiment_id, key, text)
+
+
+def plan_blocks(tags: dict) -> list[dict]:
+    """The matrices an experiment's tags plan: one `rnnbench.plan.<hash>` tag each (older stores: one list)."""
+    blocks = json.loads(tags.get(PLAN, "[]"))
+    return blocks + [json.loads(v) for k, v in sorted(tags.items()) if k.startswith(PLAN + ".")]
 
 
 def _plan_block(cells: list) -> dict:

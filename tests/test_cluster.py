@@ -72,6 +72,32 @@ def test_three_workers_on_one_postgres_study_reach_exactly_n(postgres, mlflow_se
     assert parents[0].data.tags["storage"].count("***") == 1
 
 
+PLANNER = """
+import sys, time
+from suite.experiment import load_experiment
+from suite.tracking import connect, log_plan
+model, start = sys.argv[1], float(sys.argv[2])
+cells = load_experiment("smoke", models=[model], tasks=["adding"], announce=None).cells
+time.sleep(max(0.0, start - time.time()))  # every job connects and plans at the same moment
+log_plan(connect(sys.argv[3], "c-plans"), cells)
+"""
+
+
+def test_jobs_starting_together_on_a_server_all_connect_and_every_plan_is_kept(mlflow_server):
+    """Six jobs create, describe and plan one new experiment at the same instant: none fails on the
+    server refusing a second insert of the same tag, and no job's plan overwrites another's."""
+    models, start = ["rnn", "lstm", "gru", "attn_rnn", "rnn", "lstm"], time.time() + 8
+    procs = [subprocess.Popen([sys.executable, "-c", PLANNER, m, str(start), mlflow_server.url],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for m in models]
+    results = [finish(p) for p in procs]
+    assert all(code == 0 for code, _, _ in results), "\n=====\n".join(err[-3000:] for _, _, err in results)
+    from suite.tracking import plan_blocks
+
+    tags = MlflowClient(mlflow_server.url).get_experiment_by_name("c-plans").tags
+    assert sorted(b["models"][0] for b in plan_blocks(tags)) == ["attn_rnn", "gru", "lstm", "rnn"]
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+
+
 def test_a_worker_killed_mid_trial_is_failed_and_its_trial_retried(postgres, mlflow_server, tmp_path):
     """kill -9 of a worker: its trial ends FAIL, is run again with the same parameters, the study completes.
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from suite.tracking import PLAN, cell_run, connect, log_plan, parent_run
+from suite.tracking import cell_run, connect, log_plan, parent_run, plan_blocks
 
 
 @pytest.fixture
@@ -47,10 +47,44 @@ def test_plans_accumulate_on_the_experiment(store):
     exp = load_experiment("smoke", models=["lstm"], tasks=["adding"], seeds=range(2), announce=None)
     log_plan(store, exp.matrix, exp.cells)
     log_plan(store, exp.matrix, exp.cells)  # the same plan again adds nothing
-    blocks = json.loads(store.client.get_experiment(store.experiment_id).tags[PLAN])
-    assert blocks == [{"models": ["rnn", "lstm", "gru", "attn_rnn"], "seeds": [0],
-                       "settings": [["mnist_rows", 28, ""], ["mnist_pixels", 784, ""], ["copy", 20, ""], ["adding", 20, ""]]},
-                      {"models": ["lstm"], "seeds": [0, 1], "settings": [["adding", 20, ""]]}]
+    blocks = plan_blocks(store.client.get_experiment(store.experiment_id).tags)
+    planned = [{"models": ["rnn", "lstm", "gru", "attn_rnn"], "seeds": [0],
+                "settings": [["mnist_rows", 28, ""], ["mnist_pixels", 784, ""], ["copy", 20, ""], ["adding", 20, ""]]},
+               {"models": ["lstm"], "seeds": [0, 1], "settings": [["adding", 20, ""]]}]
+    assert sorted(blocks, key=json.dumps) == sorted(planned, key=json.dumps)
+
+
+def test_jobs_planning_at_once_keep_every_plan_and_a_clash_on_a_new_tag_is_no_error(store, monkeypatch):
+    """Two jobs read the plan before either writes: each matrix has its own tag, so neither is lost; and the
+    server refusing the second insert of a tag another job just set (a unique-key clash) is no error."""
+    from suite.experiment import load_experiment
+
+    exp = load_experiment("smoke", models=["lstm"], tasks=["adding"], seeds=range(2), announce=None)
+    other = load_experiment("smoke", models=["gru"], tasks=["copy"], seeds=range(1), announce=None)
+    client = store.client
+    stale = client.get_experiment(store.experiment_id)  # what both jobs read before writing
+    monkeypatch.setattr(client, "get_experiment", lambda eid: stale, raising=False)
+    log_plan(store, exp.cells)
+    log_plan(store, other.cells)
+    monkeypatch.undo()
+    assert len(plan_blocks(client.get_experiment(store.experiment_id).tags)) == 2
+
+    real = client.set_experiment_tag
+
+    def clash(eid, key, value):  # the other job inserted this very tag a moment before us
+        real(eid, key, value)
+        raise RuntimeError("UniqueViolation: duplicate key value violates unique constraint experiment_tag_pk")
+
+    monkeypatch.setattr(client, "set_experiment_tag", clash)
+    third = load_experiment("smoke", models=["rnn"], tasks=["adding"], seeds=range(1), announce=None)
+    log_plan(store, third.cells)
+    assert len(plan_blocks(client.get_experiment(store.experiment_id).tags)) == 3
+    def refuse(eid, key, value):  # a refusal of another kind, and the tag is not there
+        raise RuntimeError("refused")
+
+    monkeypatch.setattr(client, "set_experiment_tag", refuse)
+    with pytest.raises(RuntimeError, match="refused"):
+        log_plan(store, load_experiment("smoke", models=["rnn"], tasks=["copy"], seeds=range(1), announce=None).cells)
 
 
 def test_a_sqlite_store_waits_out_a_locked_database_and_nothing_else(monkeypatch):

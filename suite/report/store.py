@@ -1,13 +1,12 @@
 """The report's view of the MLflow store: runs by the role their command wrote, and what was planned."""
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
 from suite.errors import UserError
 from suite.stores import redact
-from suite.tracking import PLAN, ROLE
+from suite.tracking import ROLE, plan_blocks
 
 COMPANIONS = ("horizon", "tune", "gradflow")  # rnnbench-<kind>-<profile>, reported with rnnbench-<profile>
 
@@ -115,9 +114,9 @@ def registered(client) -> dict[str, dict]:
 
 
 def planned_cells(experiments: list) -> set | None:
-    """(model, setting, seed) of every cell the experiments' benchmarks planned (their `rnnbench.plan` tag),
+    """(model, setting, seed) of every cell the experiments' benchmarks planned (their `rnnbench.plan.*` tags),
     as they planned them, whatever today's profiles say; None when no benchmark logged a plan."""
-    blocks = [b for e in experiments for b in json.loads(e.tags.get(PLAN, "[]"))]
+    blocks = [b for e in experiments for b in plan_blocks(e.tags)]
     if not blocks:
         return None
     return {(m, Setting(task, int(T), variant), seed) for b in blocks for m in b["models"] for seed in b["seeds"]
