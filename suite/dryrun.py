@@ -43,18 +43,17 @@ def statuses(cells: list[Cell], uri: str, experiment: str, force: bool, reuse_st
     """Each cell's state in the store, read only: finished, kept (older code), resumable, or to train."""
     from pathlib import Path
 
-    from suite.stores import check_store
+    from suite.stores import check_store, open_client
     from suite.tracking import Store, finished_runs, result_of
 
     fresh = {c.label: "to train" for c in cells}
     if force or (uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file()):
         return fresh
-    from mlflow import MlflowClient
 
     from suite.matrix import resumable
 
     check_store(uri, read_only=True)
-    client = MlflowClient(uri)
+    client = open_client(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return fresh

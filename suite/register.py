@@ -12,16 +12,15 @@ ALIAS = "champion"
 
 
 def register(profile: str, names: list[str] | None, tracking: str | None) -> int:
-    from mlflow import MlflowClient
 
     from suite.experiment import resolve_profile
     from suite.report.store import find_experiments, read_runs
     from suite.report.tables import boards
-    from suite.stores import check_store, tracking_uri
+    from suite.stores import check_store, open_client, tracking_uri
 
     uri = tracking_uri(tracking)
     check_store(uri, read_only=True)
-    client = MlflowClient(uri)
+    client = open_client(uri)
     experiments = find_experiments(client, uri, names, None if names else resolve_profile(profile), profile == "auto")
     cells = [r for e in experiments for r in read_runs(client, e.experiment_id) if r.role == "cell"]
     if not cells:

@@ -1,5 +1,5 @@
 """Where the tracking store is, whether it answers (one line within seconds when not), URLs without secrets,
-and the client a command's store (`tracking.connect`) talks to it through."""
+and the client every command talks to it through (`open_client`)."""
 from __future__ import annotations
 
 import os
@@ -135,6 +135,13 @@ def reachable(uri: str) -> bool:
         return True
     except Exception:
         return False
+
+
+def open_client(uri: str) -> StoreClient:
+    """The MLflow client on `uri` every command uses: its calls finish before Ctrl-C stops us (StoreClient)."""
+    from mlflow import MlflowClient
+
+    return StoreClient(MlflowClient(uri), sqlite=urlsplit(uri).scheme == "sqlite")
 
 
 class StoreClient:

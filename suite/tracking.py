@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from suite.errors import UserError
-from suite.stores import StoreClient, check_store, redact
+from suite.stores import check_store, open_client, redact
 
 ROLE = "rnnbench_role"  # every run says what it is: cell, trial, sweep, sweep_cell, study, speed, gradflow
 PLAN = "rnnbench.plan"  # experiment tags PLAN.<hash>: the matrices benchmarks planned (the report's "missing" cells)
@@ -30,19 +30,18 @@ class Store:
     """An MLflow store and the experiment a command records into."""
 
     uri: str
-    client: object  # MlflowClient(uri)
+    client: object  # stores.open_client(uri)
     experiment_id: str
     experiment: str
 
 
 def connect(uri: str, experiment: str) -> Store:
     """The store (checking a server answers, or a local store's folder exists) and the experiment in it."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     check_store(uri)
     scheme = urlsplit(uri).scheme
-    client = StoreClient(MlflowClient(uri), sqlite=scheme == "sqlite")
+    client = open_client(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         artifacts = Path("mlartifacts").resolve().as_uri() if scheme == "sqlite" else None

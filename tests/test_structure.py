@@ -75,3 +75,11 @@ def test_modules_are_small_and_the_cli_is_a_table_of_contents():
     bodies = {f.name: f.end_lineno - f.lineno for f in tree.body if isinstance(f, ast.FunctionDef)
               and f.name.startswith("cmd_")}
     assert bodies and {n: lines for n, lines in bodies.items() if lines > 15} == {}
+
+
+def test_every_command_talks_to_mlflow_through_the_one_client():
+    """An MlflowClient is made in stores.py only (`open_client`, whose calls Ctrl-C does not cut in half)."""
+    makers = {name for name, path in modules().items() if name.startswith("suite")
+              for node in ast.walk(ast.parse(path.read_text()))
+              if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "MlflowClient"}
+    assert makers == {"suite.stores"}

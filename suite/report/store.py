@@ -54,12 +54,10 @@ def setting_of(run: Run) -> Setting:
 
 def open_store(uri: str):
     """An MlflowClient on the store, after checking it is there (never creating an empty one)."""
-    from mlflow import MlflowClient
-
-    from suite.stores import check_store
+    from suite.stores import check_store, open_client
 
     check_store(uri, read_only=True)
-    return MlflowClient(uri)
+    return open_client(uri)
 
 
 def find_experiments(client, uri: str, names: list[str] | None, profile: str | None, auto: bool = False) -> list:

@@ -63,15 +63,14 @@ def gradflow(exp, task: str, checkpoint: str | None = None, tracking: str | None
 def _checkpoint_cell(exp, tracking, run_id: str):
     """The cell a run trained, from its config.yaml, read (never written) through the store."""
     import yaml
-    from mlflow import MlflowClient
 
     from suite.config import cell_from_resolved
-    from suite.stores import check_store, tracking_uri
+    from suite.stores import check_store, open_client, tracking_uri
 
     uri = tracking_uri(tracking, exp.stores.tracking_uri)
     check_store(uri, read_only=True)
     try:
-        path = MlflowClient(uri).download_artifacts(run_id, "config.yaml", tempfile.mkdtemp())
+        path = open_client(uri).download_artifacts(run_id, "config.yaml", tempfile.mkdtemp())
         return cell_from_resolved(yaml.safe_load(Path(path).read_text()))
     except Exception:
         raise UserError(f"--checkpoint: run {run_id} not found, or it has no config.yaml") from None
