@@ -1,4 +1,5 @@
 """The one exception type the CLI turns into a one-line message and exit code 2."""
+import threading
 
 
 class UserError(Exception):
@@ -29,8 +30,6 @@ def uninterrupted(call, *args, **kwargs):
     """`call(*args, **kwargs)` run to its end though Ctrl-C or SIGTERM arrives meanwhile; the interrupt is raised
     as it returns. An MLflow call cut in half leaves a database transaction open (on SQLite, a lock that the
     run's own KILLED status then waits on for ever), so store calls go through here."""
-    import threading
-
     if _SHIELD or threading.current_thread() is not threading.main_thread():  # handlers run in the main thread
         return call(*args, **kwargs)
     before = interrupts()

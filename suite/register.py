@@ -12,7 +12,6 @@ ALIAS = "champion"
 
 
 def register(profile: str, names: list[str] | None, tracking: str | None) -> int:
-
     from suite.experiment import resolve_profile
     from suite.report.store import find_experiments, read_runs
     from suite.report.tables import boards

@@ -15,6 +15,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
+from suite.tracking import plan_blocks
 from tests.servers import PASSWORD, MlflowServer
 
 TINY = ["--set", "train.epochs=2", "--set", "train.steps_per_epoch=4", "--set", "task.seq_len=10"]
@@ -91,8 +92,6 @@ def test_jobs_starting_together_on_a_server_all_connect_and_every_plan_is_kept(m
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for m in models]
     results = [finish(p) for p in procs]
     assert all(code == 0 for code, _, _ in results), "\n=====\n".join(err[-3000:] for _, _, err in results)
-    from suite.tracking import plan_blocks
-
     tags = MlflowClient(mlflow_server.url).get_experiment_by_name("c-plans").tags
     assert sorted(b["models"][0] for b in plan_blocks(tags)) == ["attn_rnn", "gru", "lstm", "rnn"]
     assert tags["mlflow.experimentKind"] == "custom_model_development"

@@ -79,6 +79,7 @@ def test_jobs_planning_at_once_keep_every_plan_and_a_clash_on_a_new_tag_is_no_er
     third = load_experiment("smoke", models=["rnn"], tasks=["adding"], seeds=range(1), announce=None)
     log_plan(store, third.cells)
     assert len(plan_blocks(client.get_experiment(store.experiment_id).tags)) == 3
+
     def refuse(eid, key, value):  # a refusal of another kind, and the tag is not there
         raise RuntimeError("refused")
 
