@@ -9,7 +9,7 @@ JOBS ?= auto
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lint test test-slow benchmark report tune horizon speed reproduce gpu-wheels gpu-check ui server dashboard clean
+.PHONY: help install lint test test-all benchmark report tune horizon speed reproduce gpu-wheels gpu-check ui server dashboard clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,11 +27,11 @@ install: $(STAMP) ## create .venv and install rnnbench with its dependencies
 lint: $(STAMP) ## ruff: pyflakes, pycodestyle, import order and bugbear over the code and tests
 	$(BIN)/ruff check suite tasks tests
 
-test: $(STAMP) ## run the test suite (fast; what CI runs)
+test: $(STAMP) ## run the tests but the slow end-to-end ones (minutes on a laptop; `make test-all` runs every test)
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
-test-slow: $(STAMP) ## run the tests marked slow too
-	$(BIN)/python -m pytest -q -m "slow or not slow" $(ARGS)
+test-all: $(STAMP) ## run every test, the slow end-to-end ones too (what CI runs)
+	$(BIN)/python -m pytest -q $(ARGS)
 
 benchmark: $(STAMP) ## train every model on every task of PROFILE (auto|smoke|cpu|full), JOBS at once (auto), then the report
 	@# failed cells (exit 1) still get a report that lists them; the benchmark's exit status is make's

@@ -7,21 +7,21 @@ from suite.errors import UserError
 from suite.experiment import Experiment
 
 
-def store_for(exp: Experiment, tracking: str | None, experiment: str | None, kind: str = ""):
-    """The command's store and experiment (rnnbench-[<kind>-]<name> unless --experiment names one)."""
+def store_for(exp: Experiment, tracking: str | None, experiment: str | None, family: str = ""):
+    """The command's store and experiment (rnnbench-[<family>-]<name> unless --experiment names one)."""
     from suite.runner import open_store
     from suite.stores import tracking_uri
 
     exp.check_data()
     return open_store(tracking_uri(tracking, exp.stores.tracking_uri),
-                      experiment or f"rnnbench-{kind + '-' if kind else ''}{exp.name}")
+                      experiment or f"rnnbench-{family + '-' if family else ''}{exp.name}")
 
 
 def run_one(exp: Experiment, tracking: str | None = None, experiment: str | None = None, force: bool = False,
             reuse_stale: bool = False) -> int:
     """Train one cell (skipped if it already finished) and print its row."""
-    from suite.matrix import run_matrix
-    from suite.summary import table
+    from suite.console import results_table
+    from suite.matrix import Settings, run_matrix
     from suite.tracking import log_plan
 
     cells = exp.first_seed()
@@ -30,8 +30,8 @@ def run_one(exp: Experiment, tracking: str | None = None, experiment: str | None
                         "(or use `rnnbench benchmark`)")
     store = store_for(exp, tracking, experiment)
     log_plan(store, exp.matrix, exp.cells)
-    (outcome,) = run_matrix(store, cells, exp.name, force=force, reuse_stale=reuse_stale)
-    print(table([outcome]))
+    (outcome,) = run_matrix(store, cells, Settings(exp.name, force=force, reuse_stale=reuse_stale))
+    print(results_table([outcome]))
     if outcome.status == "FAILED":
         print(f"FAILED: {outcome.error}", file=sys.stderr)
         return 1
@@ -45,10 +45,10 @@ def benchmark(exp: Experiment, tracking: str | None = None, experiment: str | No
     `jobs` (--jobs, --jobs-per-gpu) packs cells side by side; `dry_run` only prints the plan and its estimate."""
     from suite.cluster import parse_shard
     from suite.cluster import shard as cluster_shard
-    from suite.matrix import run_matrix
-    from suite.packing import packing_for
-    from suite.stores import tracking_uri
-    from suite.summary import table
+    from suite.console import results_table
+    from suite.matrix import Settings, run_matrix
+    from suite.packing import choose_packing
+    from suite.stores import DEFAULT_UI, tracking_uri, ui_url
     from suite.tracking import log_plan
 
     cells, spec = exp.cells, parse_shard(shard)
@@ -64,7 +64,7 @@ def benchmark(exp: Experiment, tracking: str | None = None, experiment: str | No
 
         uri = tracking_uri(tracking, exp.stores.tracking_uri)
         cells, tags = tuned_cells(cells, exp.name, storage_url(storage, uri, exp.stores.optuna_storage))
-    pack = packing_for(cells, jobs)
+    pack = choose_packing(cells, jobs)
     if dry_run:
         from suite.dryrun import dry_run as plan
 
@@ -75,19 +75,20 @@ def benchmark(exp: Experiment, tracking: str | None = None, experiment: str | No
     print(f"{len(cells)} cells: {len({c.model for c in cells})} models × "
           f"{len({(c.task, c.seq_len) for c in cells})} task settings × {len({c.seed for c in cells})} seeds"
           + (" · tuned" if tuned else ""), flush=True)
-    outcomes = run_matrix(store, cells, exp.name, force=force, tags=tags, reuse_stale=reuse_stale,
-                          packing=pack)
-    print(table(outcomes))
+    outcomes = run_matrix(store, cells, Settings(exp.name, force=force, tags=tags, reuse_stale=reuse_stale,
+                                                 packing=pack))
+    print(results_table(outcomes))
     failed = [o for o in outcomes if o.status == "FAILED"]
     skipped = sum(o.status == "SKIPPED" for o in outcomes)
     print(f"\n{len(outcomes) - len(failed) - skipped} trained, {skipped} skipped (already finished), "
           f"{len(failed)} failed")
     for o in failed:
         print(f"  FAILED {o.cell.label}: {o.error} (run {o.run_id})")
-    if exp.raw.get("register"):  # the profile asks for each model x task's best run in the Model Registry
+    if exp.register:  # the profile asks for each model x task's best run in the Model Registry
         from suite.register import register
 
         register(exp.name, [store.experiment], store.uri)
-    print(f"Browse the runs: `make ui` → http://127.0.0.1:5000/#/experiments/{store.experiment_id}"
-          f"?workflowType=machine_learning (experiment {store.experiment})")
+    where = ui_url(store.uri)
+    print(f"Browse the runs: {'`make ui` → ' if where == DEFAULT_UI else ''}{where}/#/experiments/"
+          f"{store.experiment_id}?workflowType=machine_learning (experiment {store.experiment})")
     return 1 if failed else 0

@@ -9,7 +9,7 @@ import time
 import lightning.pytorch as pl
 import torch
 
-from suite.errors import stop_if_interrupted
+from suite.signals import stop_if_interrupted
 
 
 class MlflowEpochMetrics(pl.Callback):

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from suite.cliargs import count, host, index, jobs, lengths, names, port, positive
-from suite.errors import UserError, interrupt, on_sigterm
+from suite.errors import UserError
 from suite.server import add_parser as add_server_parser
+from suite.signals import interrupt, on_sigterm
 from suite.slurm import add_parser as add_slurm_parser
 
 STORE_HELP = "MLflow store or server (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)"

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 from suite.errors import UserError
+from suite.roles import TAG, Role
+from suite.stores import every
 
 WORKER, HEARTBEAT = "rnnbench.worker", "rnnbench.heartbeat"  # bookkeeping tags, grouped apart on the run page
 
@@ -93,7 +95,7 @@ def stale_from(tags: dict, start_ms: int, now: float | None = None) -> str | Non
 def reap_stale_runs(client, experiment_ids: list[str], say=print) -> list:
     """Mark the experiments' stale RUNNING runs KILLED (tag `stale`), so no run stays RUNNING for ever."""
     reaped = []
-    for run in client.search_runs(experiment_ids, "attributes.status = 'RUNNING'", max_results=10_000):
+    for run in every(client.search_runs, experiment_ids, "attributes.status = 'RUNNING'"):
         reason = stale_reason(run)
         if reason is None:
             continue
@@ -135,11 +137,11 @@ def claim(client, experiment_id: str, run_id: str, config_hash: str, fingerprint
     settings with other code (another code_fingerprint) are another cell.
     """
     run = client.get_run(run_id)
-    runs = client.search_runs([experiment_id], f"tags.config_hash = '{config_hash}'", max_results=1000)
+    runs = every(client.search_runs, [experiment_id], f"tags.config_hash = '{config_hash}'")
     me = (run.info.start_time, run.info.run_id)
     for other in runs:
         if other.info.run_id == run_id or other.info.status not in ("RUNNING", "FINISHED") or \
-                other.data.tags.get("rnnbench_role") == "trial" or \
+                other.data.tags.get(TAG) == Role.TRIAL or \
                 other.data.tags.get("code_fingerprint", "") != fingerprint:  # a trial, or other code: no cell of ours
             continue
         if other.info.status == "FINISHED":

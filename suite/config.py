@@ -5,43 +5,51 @@ Loading them from YAML is suite/experiment.py; a model's own settings are its Co
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import math
 from typing import Annotated, Literal
 
 from pydantic import Field, StrictStr, ValidationError
 from pydantic.dataclasses import dataclass
 
 from suite.errors import UserError
-from suite.models import MODELS, ModelConfig
+from suite.models import MODELS, ModelConfig, resolve
 from suite.schema import STRICT, NonNegFloat, NonNegInt, PosFloat, PosInt
 from tasks import TASKS
 
 UNHASHED = ("checkpoint_minutes", "system_metrics")  # train settings that do not change a run's result
+BATCHES_PER_EPOCH = 100  # a generated task's epoch when train.steps_per_epoch is unset
 
 
 @dataclass(config=STRICT)
 class TrainConfig:
-    epochs: PosInt = 10  # passes over the train set; for synthetic tasks, of steps_per_epoch batches
-    steps_per_epoch: PosInt | None = None  # synthetic tasks: batches an epoch (100 when unset); MNIST: a cap
+    epochs: PosInt = 10  # passes over the train set; for generated tasks, of steps_per_epoch batches
+    steps_per_epoch: PosInt | None = None  # generated tasks: batches an epoch (100 when unset); MNIST: a cap
     batch_size: PosInt = 128
     eval_batch_size: PosInt = 512
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: PosFloat = 1e-3
     weight_decay: NonNegFloat = 0.0
     grad_clip: PosFloat | None = 1.0  # max gradient norm; None: no clipping
-    n_val: PosInt = 1_000  # synthetic tasks: validation sequences (fixed seed)
-    n_test: PosInt = 2_000  # synthetic tasks: test sequences (fixed seed)
+    n_val: PosInt = 1_000  # generated tasks: validation sequences (fixed seed)
+    n_test: PosInt = 2_000  # generated tasks: test sequences (fixed seed)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when available
     precision: Literal["auto", "32-true", "bf16-mixed"] = "auto"  # auto: bf16-mixed on cuda, else 32-true
     warmup_steps: NonNegInt = 5  # first optimizer steps left out of train_samples_per_s
     steps_per_call: PosInt = 8  # optimizer steps per Lightning training_step call (Keras' steps_per_execution)
     stop_when_solved: NonNegInt = 3  # stop after this many solved validations in a row (0: never stop early)
     eval_seq_lens: list[PosInt] = dataclasses.field(default_factory=list)  # also test at these lengths
-    max_minutes: PosFloat | None = None  # wall-clock budget a run (None: epochs decide)
+    max_minutes: PosFloat | None = None  # wall-clock budget per run (None: epochs decide)
     gradflow: bool = False  # record ‖∂L/∂h_t‖ per step at initialisation and after training
     checkpoint_minutes: PosFloat | None = 10.0  # save a resumable checkpoint to the run this often (None: never)
     system_metrics: bool = True  # CPU/GPU use and memory every 10 s, MLflow's own system/* metrics
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """A generated task's batches an epoch."""
+        return self.steps_per_epoch or BATCHES_PER_EPOCH
 
 
 @dataclass(config=STRICT)
@@ -62,9 +70,9 @@ class StoresConfig:
 @dataclass(config=STRICT)
 class HorizonConfig:
     ladders: dict[str, list[PosInt]] = dataclasses.field(default_factory=dict)  # task -> lengths T
-    seeds: PosInt = 1  # seeds a length
-    budget_steps: PosInt | None = None  # optimizer steps a run (None: the task's epochs x steps_per_epoch)
-    budget_minutes: PosFloat | None = None  # or wall-clock minutes a run
+    seeds: PosInt = 1  # seeds per length
+    budget_steps: PosInt | None = None  # optimizer steps per run (None: the task's epochs x steps_per_epoch)
+    budget_minutes: PosFloat | None = None  # or wall-clock minutes per run
     min_share: Annotated[float, Field(gt=0, le=1)] = 0.51  # share of seeds that must solve a length (a majority)
 
     def ladder(self, task: str) -> list[int]:
@@ -86,13 +94,17 @@ class Cell:
     def make_task(self):
         return TASKS[self.task](self.task_cfg)
 
+    @functools.cached_property
+    def _task(self):
+        return self.make_task()
+
     @property
     def seq_len(self) -> int:
-        return self.make_task().seq_len
+        return self._task.seq_len
 
     @property
     def variant(self) -> str:
-        return self.make_task().variant()
+        return self._task.variant()
 
     def resolved(self) -> dict:
         """The whole configuration of this run, as logged and hashed."""
@@ -100,7 +112,7 @@ class Cell:
                 "task": {"name": self.task, **dataclasses.asdict(self.task_cfg)},
                 "train": dataclasses.asdict(self.train), "seed": self.seed}
 
-    @property
+    @functools.cached_property
     def config_hash(self) -> str:
         """Names the cell's result: settings that cannot change it (see UNHASHED) are left out."""
         resolved = self.resolved()
@@ -108,11 +120,41 @@ class Cell:
         return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
+    def setting_key(self) -> tuple:
+        """The cell without its seed: the cells of one setting (and one model's settings) share it."""
+        resolved = self.resolved()
+        del resolved["seed"]
+        return self.model, json.dumps(resolved, sort_keys=True)
+
+    @property
     def code_fingerprint(self) -> str:
         """The code the cell's result depends on (suite/fingerprint.py): with config_hash, what "finished" means."""
         from suite.fingerprint import code_fingerprint
 
         return code_fingerprint(self.model, self.task)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """What names the cell on its run, as the scores and the report read it back."""
+        variant = {"variant": self.variant} if self.variant else {}
+        return {"model": self.model, "task": self.task, "seq_len": str(self.seq_len), **variant,
+                "init": getattr(self.model_cfg, "init", "torch"), "seed": str(self.seed),
+                "config_hash": self.config_hash, "code_fingerprint": self.code_fingerprint}
+
+    @property
+    def planned_steps(self) -> int:
+        """Optimizer steps the cell's training takes (an epoch of a dataset task: its examples over the batch)."""
+        tc, examples = self.train, self._task.train_examples()
+        if examples is None:
+            return tc.epochs * tc.batches_per_epoch
+        return tc.epochs * min(math.ceil(examples / tc.batch_size), tc.steps_per_epoch or math.inf)
+
+    @functools.cached_property
+    def cost(self) -> float:
+        """The cell's relative work: examples trained on plus those evaluated (at ~1/3 the price), times input
+        steps; what the ETA and the packing's order weigh cells by."""
+        evaluated = self.train.n_val * self.train.epochs + self.train.n_test
+        return (self.planned_steps * self.train.batch_size + evaluated / 3) * self._task.input_steps
 
     @property
     def model_label(self) -> str:
@@ -124,6 +166,60 @@ class Cell:
     @property
     def label(self) -> str:
         return f"{self.model_label} · {self.task} T={self.seq_len} · seed {self.seed}"
+
+    def overridden(self, values: dict, source: str) -> Cell:
+        """This cell with some settings changed, e.g. {"task.seq_len": 50, "train.lr": 0.01, "seed": 2}: keys are
+        config paths as in --set (model.*, task.*, train.*) or "seed", each checked as --set's are, with the key's
+        path in a one-line error from `source`."""
+        sections = {"model": dataclasses.asdict(self.model_cfg), "task": dataclasses.asdict(self.task_cfg),
+                    "train": dataclasses.asdict(self.train)}
+        seed = self.seed
+        for key, value in values.items():
+            head, _, name = key.partition(".")
+            if key == "seed":
+                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                    raise UserError(f"{source}: seed: expected a non-negative integer (got {value!r})")
+                seed = value
+            elif head not in sections or not name or "." in name:
+                raise UserError(f"{source}: {key}: keys are model.<key>, task.<key>, train.<key> or seed")
+            elif name not in sections[head]:
+                raise UserError(f"{source}: {key}: unknown key for {self.model} on {self.task}; allowed here: "
+                                f"{', '.join(sections[head])}")
+            else:
+                sections[head][name] = value
+        cell = Cell(self.model, self.task, seed,
+                    validated(MODELS[self.model].Config, sections["model"], "model", source),
+                    validated(TASKS[self.task].Config, sections["task"], "task", source),
+                    validated(TrainConfig, sections["train"], "train", source))
+        cell.check(source)
+        return cell
+
+    def check(self, source: str):
+        """What only the whole cell can tell, found before any run exists: a CUDA device asked for and not there,
+        other test lengths for a task without one, a param_budget the model cannot meet."""
+        if self.train.device == "cuda" and not _cuda():
+            raise UserError(f"{source}: train.device: cuda asked for but no CUDA device is visible; use auto or cpu")
+        if self.train.eval_seq_lens and not TASKS[self.task].has_length():
+            raise UserError(f"{source}: train.eval_seq_lens: {self.task} has a fixed length; use it with a task that "
+                            "has a seq_len")
+        if self.model_cfg.param_budget is not None:
+            task = self._task
+            _sized(self.model, json.dumps(dataclasses.asdict(self.model_cfg) | {"init": None}, sort_keys=True),
+                   task.input_size, task.n_outputs)
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@functools.lru_cache(maxsize=None)
+def _sized(model: str, cfg_json: str, input_size: int, n_outputs: int):
+    """param_budget solved once per process per model, settings and task shape (a UserError when it cannot be)."""
+    cfg = {k: v for k, v in json.loads(cfg_json).items() if k != "init"}
+    resolve(model, MODELS[model].Config(**cfg), input_size, n_outputs)
 
 
 def cell_from_resolved(resolved: dict) -> Cell:
@@ -141,7 +237,7 @@ def model_config(model: str, section: dict, where: str, source: str) -> ModelCon
         if key not in known:
             raise UserError(f"{source}: {where}.{key}: unknown key; allowed here: {', '.join(known)}")
     mine = {f.name for f in dataclasses.fields(MODELS[model].Config)}
-    return build(MODELS[model].Config, {k: v for k, v in section.items() if k in mine}, where, source)
+    return validated(MODELS[model].Config, {k: v for k, v in section.items() if k in mine}, where, source)
 
 
 def horizon_config(section: dict, source: str) -> HorizonConfig:
@@ -159,14 +255,13 @@ def horizon_config(section: dict, source: str) -> HorizonConfig:
                             f"{', '.join(allowed + [t for t, c in TASKS.items() if c.has_length()])}")
         else:
             rest[key] = value
-    cfg = build(HorizonConfig, rest, "horizon", source)
+    cfg = validated(HorizonConfig, rest, "horizon", source)
     for task, ladder in ladders.items():  # each ladder checked as a list of lengths, with its key path
-        checked = build(HorizonConfig, {"ladders": {task: ladder}}, "horizon", source).ladders[task]
-        cfg.ladders[task] = checked
+        cfg.ladders[task] = validated(HorizonConfig, {"ladders": {task: ladder}}, "horizon", source).ladders[task]
     return cfg
 
 
-def build(cls, data: dict, where: str, source: str):
+def validated(cls, data: dict, where: str, source: str):
     """cls(**data), with a pydantic error turned into one line naming the key path."""
     try:
         return cls(**data)

@@ -93,7 +93,7 @@ def hidden_grad_norms(net, task, x, y) -> list[float]:
         state.retain_grad()  # h_t is used by step t+1 and by the output: its .grad gets both
     h = torch.stack(states, 1)
     out = net.head(backbone.readout(h)[:, -1] if hasattr(backbone, "readout") else h[:, -1])
-    task.kind.last_step_loss(out, y).backward()
+    task.outputs.last_step_loss(out, y).backward()
     net.train(was_training)
     return [float(s.grad.norm(dim=-1).mean()) for s in states]
 

@@ -9,7 +9,16 @@ import dataclasses
 import json
 from pathlib import Path
 
-from suite.config import Cell, HorizonConfig, StoresConfig, TrainConfig, TuneConfig, build, horizon_config, model_config
+from suite.config import (
+    Cell,
+    HorizonConfig,
+    StoresConfig,
+    TrainConfig,
+    TuneConfig,
+    horizon_config,
+    model_config,
+    validated,
+)
 from suite.errors import UserError
 from suite.models import MODELS
 from suite.yamlio import parse_yaml, read_yaml
@@ -28,12 +37,13 @@ class Experiment:
     name: str  # names the MLflow experiment rnnbench-<name>: the profile, or the config file's stem
     source: str  # the YAML's path, for messages
     origin: list[str]  # the flags that load it again (["--profile", name] or ["--config", path], then --set ...)
-    raw: dict  # the settings after --set, narrowed to the chosen models and tasks
+    settings: dict  # the YAML's settings after --set, narrowed to the chosen models and tasks
     cells: list[Cell]
     stores: StoresConfig
     tune: TuneConfig
     horizon: HorizonConfig
     matrix: list[Cell]  # every cell of the file's matrix, before --set and the choice of models/tasks/seeds
+    register: bool = False  # each model x task's best run into the Model Registry after a benchmark
 
     def check_data(self):
         """Every task's data can be had: a missing or corrupt MNIST path is found before any run exists."""
@@ -48,6 +58,10 @@ class Experiment:
         """The cells of the first seed only (tuning, gradient flow and speed measure one seed)."""
         return [c for c in self.cells if c.seed == self.cells[0].seed]
 
+    def overridden(self, values: dict, source: str) -> list[Cell]:
+        """Every chosen cell with some settings changed (Cell.overridden: config paths as in --set, checked as
+        they are): how a study varies an experiment's cells."""
+        return [c.overridden(values, source) for c in self.cells]
 
 
 def load_experiment(profile: str | None = "auto", config: str | None = None, sets=(), models=None, tasks=None,
@@ -76,9 +90,10 @@ def load_experiment(profile: str | None = "auto", config: str | None = None, set
     origin = ["--config", config] if config else ["--profile", name]
     for item in sets:
         origin += ["--set", item]
-    return Experiment(name, source, origin, chosen, cells, build_section(StoresConfig, chosen, "stores", source),
-                      build_section(TuneConfig, chosen, "tune", source),
-                      horizon_config(_section(chosen.get("horizon"), "horizon", source), source), whole)
+    return Experiment(name, source, origin, chosen, cells, validated_section(StoresConfig, chosen, "stores", source),
+                      validated_section(TuneConfig, chosen, "tune", source),
+                      horizon_config(_section(chosen.get("horizon"), "horizon", source), source), whole,
+                      chosen.get("register", False))
 
 
 def listing() -> str:
@@ -174,19 +189,13 @@ def plan(raw: dict, source: str = "config") -> list[Cell]:
         train_raw = {**_section(raw.get("train"), "train", source),
                      **_section(entry.pop("train", None), f"{where}.train", source)}
         model_cfgs = {m: model_config(m, model_raw, "model", source) for m in models}
-        train = build(TrainConfig, train_raw, "train", source)
-        if train.device == "cuda" and not _cuda():
-            raise UserError(f"{source}: train.device: cuda asked for but no CUDA device is visible; use auto or cpu")
+        train = validated(TrainConfig, train_raw, "train", source)
         lengths = entry.pop("seq_len", None)
         for seq_len in lengths if isinstance(lengths, list) else [lengths]:
             settings = entry if seq_len is None else {**entry, "seq_len": seq_len}
-            task_cfg = build(TASKS[task_name].Config, settings, where, source)
-            if train.eval_seq_lens and not TASKS[task_name].has_length():
-                raise UserError(f"{source}: train.eval_seq_lens: {task_name} has a fixed length; use it with a task "
-                                "that has a seq_len")
-            task = TASKS[task_name](task_cfg)
-            for m in models:  # an infeasible param_budget is found now, before any run exists
-                _sized(m, model_cfgs[m], task.input_size, task.n_outputs)
+            task_cfg = validated(TASKS[task_name].Config, settings, where, source)
+            for m in models:  # what only a whole cell tells (e.g. an infeasible param_budget), before any run exists
+                Cell(m, task_name, seeds[0] if seeds else 0, model_cfgs[m], task_cfg, train).check(source)
             cells += [Cell(m, task_name, s, model_cfgs[m], task_cfg, train) for s in seeds for m in models]
     if not cells:
         raise UserError(f"{source}: nothing to run (no models, tasks or seeds)")
@@ -209,28 +218,9 @@ def with_inits(cells: list[Cell], inits, source: str) -> list[Cell]:
     return out
 
 
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def _sized(model: str, cfg, input_size: int, n_outputs: int):
-    from suite.models import resolve
-
-    if cfg.param_budget is not None:
-        key = (model, json.dumps(dataclasses.asdict(cfg) | {"init": None}, sort_keys=True), input_size, n_outputs)
-        if key not in _SIZED:
-            _SIZED[key] = resolve(model, cfg, input_size, n_outputs).hidden_size
-    return cfg
-
-
-_SIZED: dict = {}  # param_budget solved once a process per model, settings and task shape
-
-
-def build_section(cls, raw: dict, key: str, source: str):
+def validated_section(cls, raw: dict, key: str, source: str):
     """A top-level section (e.g. `tune:`) as its dataclass."""
-    return build(cls, _section(raw.get(key), key, source), key, source)
+    return validated(cls, _section(raw.get(key), key, source), key, source)
 
 
 def _section(value, where, source) -> dict:

@@ -13,7 +13,7 @@ from suite.models import ModelConfig, Network
 class SeqModule(FastHookNames, pl.LightningModule):
     """Wraps a Network; the task's output kind (tasks/base.py: OUTPUT_KINDS) gives the loss and the metric.
 
-    `train` is a TrainConfig: optimizer ("adam"/"adamw"), lr, weight_decay, grad_clip.
+    `train_cfg` is a TrainConfig: optimizer ("adam"/"adamw"), lr, weight_decay, grad_clip.
 
     Each training_step call takes a group of batches and makes one optimizer step per batch (like
     Keras' steps_per_execution), with the plain torch optimizer: the Trainer spends ~0.3 ms per call
@@ -22,14 +22,14 @@ class SeqModule(FastHookNames, pl.LightningModule):
     Sums are kept on the device and read once an epoch, so no training step waits on the host.
     """
 
-    def __init__(self, model: str, cfg: ModelConfig, task, train):
+    def __init__(self, model: str, cfg: ModelConfig, task, train_cfg):
         super().__init__()
         self.automatic_optimization = False
-        self.kind, self.scored = task.kind, task.scored_steps
-        self.net = Network(model, cfg, task.input_size, task.n_outputs, every_step=self.kind.every_step,
+        self.outputs, self.scored = task.outputs, task.scored_steps
+        self.net = Network(model, cfg, task.input_size, task.n_outputs, every_step=self.outputs.every_step,
                            steps=task.input_steps)
-        self.train_cfg = train
-        self.metric = self.kind.metric
+        self.train_cfg = train_cfg
+        self.metric = self.outputs.metric
         self.sums: dict[str, torch.Tensor] = {}  # on the device
         self.counts: dict[str, int] = {}
         self.steps_done = 0  # optimizer steps (trainer.global_step does not see them, see above)
@@ -41,7 +41,7 @@ class SeqModule(FastHookNames, pl.LightningModule):
         """Loss (mean over the batch) and the metric's sum over the batch (None when not asked for)."""
         x, y = batch
         out = self(x)
-        return self.kind.loss(out, y), self.kind.score(out, y, self.scored) if metric else None
+        return self.outputs.loss(out, y), self.outputs.score(out, y, self.scored) if metric else None
 
     def _accumulate(self, stage, loss, metric, n):
         for key, value in ((f"{stage}_loss", loss.detach() * n), (f"{stage}_{self.metric}", metric)):

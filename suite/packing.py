@@ -8,14 +8,14 @@ changes (costliest first, so the last cells to end are short ones).
 """
 from __future__ import annotations
 
-import math
 import os
 import queue
 import signal
 import time
 from dataclasses import dataclass
 
-from suite.errors import UserError, on_sigterm, stop_if_interrupted
+from suite.errors import UserError
+from suite.signals import on_sigterm, stop_if_interrupted
 
 SMALL = 50  # --jobs auto packs only cells of more optimizer steps: the smoke profile's 16 cells of 16 steps took
 # 20 s one at a time and 28 s in 2 jobs (a worker's start, importing torch and Lightning, is ~8 s)
@@ -37,33 +37,24 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def packing_for(cells: list, flags: tuple[str | None, int | None]) -> Packing | None:
+def choose_packing(cells: list, flags: tuple[str | None, int | None]) -> Packing | None:
     """The packing that (--jobs, --jobs-per-gpu) asks for these cells (None: one at a time); printed when used."""
     from suite.train import device_for
 
     if not cells or flags == (None, None):
         return None
     if flags[0] == "auto" and flags[1] is None:
-        steps = sum(planned_steps(c, c.make_task()) for c in cells) / len(cells)
+        steps = sum(c.planned_steps for c in cells) / len(cells)
         if steps < SMALL:
             print(f"packing: none, one cell at a time (cells of ~{steps:.0f} steps: starting a worker costs more "
                   "than it saves)", flush=True)
             return None
-    pack = packing(*flags, device_for(cells[0]), len(cells))
+    pack = packing_of(*flags, device_for(cells[0]), len(cells))
     print(f"packing: {pack.describe()}", flush=True)
     return pack
 
 
-def planned_steps(cell, task) -> int:
-    """Optimizer steps the cell's training takes (an epoch of a dataset task: its examples over the batch)."""
-    tc, examples = cell.train, task.train_examples()
-    per_epoch = tc.steps_per_epoch or 100
-    if examples is not None:
-        per_epoch = min(math.ceil(examples / tc.batch_size), tc.steps_per_epoch or math.inf)
-    return tc.epochs * per_epoch
-
-
-def packing(jobs: str | None, per_gpu: int | None, device: str, cells: int) -> Packing | None:
+def packing_of(jobs: str | None, per_gpu: int | None, device: str, cells: int) -> Packing | None:
     """--jobs K|auto and --jobs-per-gpu N for `cells` cells on `device`; None: one cell at a time, as before."""
     if jobs is None and per_gpu is None:
         return None
@@ -81,15 +72,16 @@ def packing(jobs: str | None, per_gpu: int | None, device: str, cells: int) -> P
     return Packing(k, max(1, cores() // k), gpus)
 
 
-def packed(store, todo: list, settings, pack: Packing, show, run, cost):
-    """Yield (index, Outcome, note, seconds) as the workers finish `todo`'s (index, cell) pairs: each worker
-    calls `run(store, cell, settings)` -> (Outcome, note); `cost(cell)` orders the cells, costliest first."""
+def run_packed(store, todo: list, settings, show, run):
+    """Yield (index, Outcome, note, seconds) as the workers finish `todo`'s (index, cell) pairs, costliest cell
+    first, packed as `settings.packing` says: each worker calls `run(store, cell, settings)` -> (Outcome, note)."""
     import multiprocessing
 
     from suite.runner import Outcome
 
+    pack = settings.packing
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch threads or CUDA state inherited
-    outbox, waiting = ctx.Queue(), sorted(todo, key=lambda item: -cost(item[1]))
+    outbox, waiting = ctx.Queue(), sorted(todo, key=lambda item: -item[1].cost)
     slots: dict[int, list] = {}  # slot -> [process, inbox, (index, cell) or None]
 
     def start(slot):
@@ -111,7 +103,7 @@ def packed(store, todo: list, settings, pack: Packing, show, run, cost):
             feed(slot)
         while any(s[2] for s in slots.values()):
             try:
-                slot, kind, payload = outbox.get(timeout=2)
+                slot, event, payload = outbox.get(timeout=2)
             except queue.Empty:
                 for slot, (proc, _, item) in list(slots.items()):
                     if item and not proc.is_alive():  # killed (kill -9, the OOM killer): its run goes stale
@@ -122,9 +114,9 @@ def packed(store, todo: list, settings, pack: Packing, show, run, cost):
                             start(slot)
                             feed(slot)
                 continue
-            if kind == "error":
+            if event == "error":
                 raise UserError(payload)
-            if kind == "interrupted":
+            if event == "interrupted":
                 raise KeyboardInterrupt
             index = slots[slot][2][0]
             slots[slot][2] = None

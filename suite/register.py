@@ -4,27 +4,35 @@ current champion beyond seed noise (suite/compare.py's rule, on the two rows' se
 from __future__ import annotations
 
 import json
+import re
 import statistics
 
 from suite.errors import UserError
+from suite.roles import Role
 
 ALIAS = "champion"
 
 
+def registry_name(model: str, setting) -> str:
+    """rnnbench-<model>-<task>[-<variant>]-T<len>, the task and variant in lower case with dashes."""
+    words = "-".join(re.sub(r"[^a-z0-9]+", "-", w.lower()).strip("-") for w in (setting.task, setting.variant) if w)
+    return f"rnnbench-{model}-{words}-T{setting.seq_len}"
+
+
 def register(profile: str, names: list[str] | None, tracking: str | None) -> int:
     from suite.experiment import resolve_profile
-    from suite.report.store import find_experiments, read_runs
-    from suite.report.tables import boards
+    from suite.runs import find_experiments, read_runs
+    from suite.scoring import boards
     from suite.stores import check_store, open_client, tracking_uri
 
     uri = tracking_uri(tracking)
     check_store(uri, read_only=True)
     client = open_client(uri)
     experiments = find_experiments(client, uri, names, None if names else resolve_profile(profile), profile == "auto")
-    cells = [r for e in experiments for r in read_runs(client, e.experiment_id) if r.role == "cell"]
+    cells = [r for e in experiments for r in read_runs(client, e.experiment_id) if r.role == Role.CELL]
     if not cells:
         raise UserError(f"register: no benchmark runs in {', '.join(e.name for e in experiments)}")
-    lines = [register_board(client, board) for board in boards(cells, None)]
+    lines = [register_board(client, board) for board in boards(cells)]
     print("\n".join(line for group in lines for line in group))
     return 0
 
@@ -34,14 +42,12 @@ def register_board(client, board) -> list[str]:
     current champion's row."""
     from suite.compare import decide
 
-    higher, out = board.metric == "acc", []
+    higher, out, key = board.metric == "acc", [], f"test_{board.metric}"
     for model in dict.fromkeys(r.model for r in board.rows if r.runs):
         rows = [r for r in board.rows if r.model == model and r.runs]
-        row = (max if higher else min)(rows, key=lambda r: r.cells["test_metric"]["mean"])
-        key = f"test_{board.metric}"
-        run = (max if higher else min)(row.runs.values(), key=lambda r: r.metrics.get(key, float("nan")))
-        values = [r.metrics[key] for r in row.runs.values() if key in r.metrics]
-        name = f"rnnbench-{model}-{board.setting.slug.replace('-t-', '-T')}"
+        row = (max if higher else min)(rows, key=lambda r: r.stats["test_metric"].mean)
+        run, values = row.best_run(board.metric), row.stats["test_metric"].values
+        name = registry_name(model, board.setting)
         version = _version(client, name, run, row, board, values)
         current = _champion(client, name)
         if current is None or current.version == version.version:
@@ -66,7 +72,7 @@ def _version(client, name, run, row, board, values):
                                                           "(rnnbench register), by mean test metric over seeds.")
     except MlflowException:
         pass  # it exists
-    for found in client.search_model_versions(f"name = '{name}' and run_id = '{run.id}'"):
+    for found in client.search_model_versions(f"name = '{name}' and run_id = '{run.id}'", max_results=1):
         return found
     tags = {"test_metric": f"{run.metrics.get(f'test_{board.metric}', float('nan')):.6g}",
             "row_mean": f"{statistics.mean(values):.6g}", "seeds": str(len(values)), "seed_values": json.dumps(values),

@@ -3,84 +3,87 @@ cells: suite/matrix.py)."""
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
+import tempfile
 from dataclasses import dataclass, field
+from typing import Callable
 
+from mlflow.entities import Dataset, DatasetInput, InputTag, Param
+
+from suite.callbacks import Checkpointer, MlflowEpochMetrics
 from suite.config import Cell
-from suite.errors import UserError
-from suite.stores import auth_failure
-from suite.tracking import ROLE, Store
+from suite.diagnostics import record_attention, record_gradflow
+from suite.errors import UserError, one_line
+from suite.logged_model import log_model
+from suite.provenance import environment, git_sha
+from suite.roles import TAG, Role
+from suite.stores import auth_failure, first_wins, redact
+from suite.tracking import Run, RunStopped, Store, connect, log_metrics, open_run
+from suite.train import Training, device_for, init_torch, precision_for
 
 
 @dataclass
 class Outcome:
     cell: Cell
-    status: str  # FINISHED, SKIPPED, FAILED, PRUNED
+    status: str  # FINISHED, FAILED, or SKIPPED: finished already (its run), or left to another worker
     run_id: str | None = None
     metrics: dict = field(default_factory=dict)
     error: str | None = None
     val_loss: float | None = None  # the last validation's, for tuning
+    tags: dict = field(default_factory=dict)  # the extra tags its run was given (e.g. tuned, study)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a cell's run is made, beyond the cell itself."""
+
+    role: Role = Role.CELL
+    tags: dict = field(default_factory=dict)  # extra tags on the run (e.g. a trial's parent run)
+    callbacks: Callable[[Run], list] | None = None  # the run -> more Trainer callbacks (e.g. a trial's pruner)
+    resume: object = None  # a stopped run of this cell to carry on from its checkpoint, in the same run
+    exclusive: bool = False  # a matrix cell other workers may start too (see cluster.claim)
+    progress: bool = False  # Lightning's progress bar below the matrix's
+    name: str | None = None  # the run's name (default <model>-<task>-T<len>-s<seed>)
 
 
 def open_store(tracking_uri: str, experiment: str) -> Store:
     """Connect to the store and the experiment (say which), with torch set up for training."""
-    from suite.stores import redact
-    from suite.tracking import connect
-    from suite.train import init_torch
-
     init_torch()
     print(f"store {redact(tracking_uri)} · experiment {experiment}", flush=True)
     return connect(tracking_uri, experiment)
 
 
-def run_cell(store: Store, cell: Cell, profile: str, role: str = "cell", progress: bool = False,
-             tags: dict | None = None, callbacks: list | None = None, resume=None, exclusive: bool = False,
-             name: str | None = None) -> Outcome:
+def run_cell(store: Store, cell: Cell, profile: str, options: RunOptions = RunOptions()) -> Outcome:
     """Train, validate each epoch and test one cell, all recorded in one MLflow run.
 
-    `role` and `tags` go on the run (e.g. a trial's parent run); `callbacks` join the Trainer's. A callback
-    raising optuna.TrialPruned ends the run as PRUNED (FINISHED in MLflow, tagged). `resume`: a stopped run
-    of this cell to carry on from its checkpoint, in the same run. `exclusive`: a matrix cell that other
-    workers may start too (see cluster.claim).
+    A callback raising RunStopped (tracking.py) ends the run FINISHED and goes on up: the caller asked for it
+    (a tuning trial its pruner stopped).
     """
-    from optuna import TrialPruned
-
-    from suite.train import device_for
-
-    device, run = device_for(cell), None
-    name = name or f"{cell.model}-{cell.task}-T{cell.seq_len}-s{cell.seed}"
+    o, device, run = options, device_for(cell), None
+    name = o.name or f"{cell.model}-{cell.task}-T{cell.seq_len}-s{cell.seed}"
+    tags = {TAG: o.role, **cell.tags, "profile": profile, "git_sha": git_sha(), "device": device, **environment(),
+            **o.tags}
     try:
-        with run_scope(store, cell, profile, device, role, name, tags, resume) as run:
-            if exclusive and (taken := _claimed(store, run, cell)):  # another worker has this cell: back off
+        with open_run(store, name, tags, o.resume) as run:
+            if o.exclusive and (taken := _claimed(store, run, cell)):  # another worker has this cell: back off
                 run.withdraw()
-                return Outcome(cell, "SKIPPED", run.id, error=taken)
-            try:
-                training = _train(store, run, cell, device, callbacks, progress, resume, exclusive)
-            except TrialPruned as pruned:  # the run ends FINISHED, tagged as pruned
-                return Outcome(cell, "PRUNED", run.id, {"epochs_trained": pruned.args[1]})
+                return Outcome(cell, "SKIPPED", run.id, error=taken, tags=o.tags)
+            training = Training(cell, device)
+            if o.resume is None:
+                _describe_run(store.client, run.id, cell, training, device)
+            _fit(store, run, training, o)
             metrics = _record(store, run, cell, training)
-            if exclusive and (taken := _claimed(store, run, cell)) and taken.startswith("finished"):
+            if o.exclusive and (taken := _claimed(store, run, cell)) and taken.startswith("finished"):
                 run.end_as("KILLED", duplicate=taken)  # checked again before marking done: one FINISHED run a cell
-                return Outcome(cell, "SKIPPED", run.id, metrics, error=taken)
-            return Outcome(cell, "FINISHED", run.id, metrics, val_loss=training.val_loss)
-    except UserError:
+                return Outcome(cell, "SKIPPED", run.id, metrics, error=taken, tags=o.tags)
+            return Outcome(cell, "FINISHED", run.id, metrics, val_loss=training.val_loss, tags=o.tags)
+    except (UserError, RunStopped):
         raise
     except Exception as e:  # recorded on the run (FAILED, error tag and error.txt); the matrix goes on
         if auth_failure(e):  # the server refused us: every cell would be
             raise UserError(auth_failure(e)) from None
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return Outcome(cell, "FAILED", run.id if run else None, error=f"{type(e).__name__}: {message}")
-
-
-def run_scope(store, cell, profile, device, role, name, tags, resume):
-    from suite.tracking import cell_run, environment, git_sha
-
-    variant = {"variant": cell.variant} if cell.variant else {}
-    return cell_run(store, name, {
-        ROLE: role, "model": cell.model, "task": cell.task, "seq_len": str(cell.seq_len), **variant,
-        "init": getattr(cell.model_cfg, "init", "torch"),
-        "seed": str(cell.seed), "profile": profile, "config_hash": cell.config_hash,
-        "code_fingerprint": cell.code_fingerprint, "git_sha": git_sha(), "device": device, **environment(),
-        **(tags or {})}, resume)
+        return Outcome(cell, "FAILED", run.id if run else None, error=one_line(e), tags=o.tags)
 
 
 def _claimed(store, run, cell) -> str | None:
@@ -89,42 +92,37 @@ def _claimed(store, run, cell) -> str | None:
     return claim(store.client, store.experiment_id, run.id, cell.config_hash, cell.code_fingerprint)
 
 
-def _train(store, run, cell, device, callbacks, progress, resume, exclusive):
+def _describe_run(client, run_id: str, cell: Cell, training: Training, device: str):
+    """What a new run records once: its data and test set, precision, resolved settings and dataset inputs."""
+    task = training.task
+    resolved = cell.resolved()
+    resolved["model"]["hidden_size"] = training.module.net.head.in_features  # solved from param_budget
+    facts = {"data_source": task.data_source(), **task.describe()}  # data_source whatever describe() says
+    client.set_tag(run_id, "data_source", facts["data_source"])
+    client.set_tag(run_id, "test_set_sha", training.test_set_sha)  # the same on every device
+    client.set_tag(run_id, "precision", precision_for(cell, device))
+    client.log_batch(run_id, params=[Param(k, v) for k, v in (
+        _flat(resolved) | {f"task.{k}": str(v) for k, v in facts.items()}).items()])
+    client.log_dict(run_id, resolved, "config.yaml")
+    _log_inputs(client, run_id, _datasets(cell, facts, training))
+
+
+def _log_inputs(client, run_id: str, datasets: list):
+    """MLflow gets or creates each dataset; two cells of one task starting together (packed jobs, shards) race
+    there and the loser hits the store's unique constraint: the dataset exists by then, so another try logs ours
+    (another job's dataset never logs our run's inputs, so nothing is done until ours goes in)."""
+    first_wins(lambda: client.log_inputs(run_id, datasets=datasets), lambda: False)
+
+
+def _fit(store: Store, run: Run, training: Training, o: RunOptions):
     """Fit the cell, logging each epoch (and checkpoints of a matrix cell) to the run."""
-    import tempfile
-
-    from optuna import TrialPruned
-
-    from suite.callbacks import Checkpointer, MlflowEpochMetrics
-    from suite.tracking import flatten
-    from suite.train import Training, precision_for
-
-    training = Training(cell, device)
-    client, task = store.client, training.task
-    if resume is None:
-        resolved = cell.resolved()
-        resolved["model"]["hidden_size"] = training.module.net.head.in_features  # solved from param_budget
-        client.set_tag(run.id, "data_source", task.describe()["data_source"])
-        client.set_tag(run.id, "test_set_sha", training.test_set_sha)  # the same on every device
-        client.set_tag(run.id, "precision", precision_for(cell, device))
-        client.log_batch(run.id, params=[_param(k, v) for k, v in (
-            flatten(resolved) | {f"task.{k}": str(v) for k, v in task.describe().items()}).items()])
-        client.log_dict(run.id, resolved, "config.yaml")
-        _log_inputs(client, run.id, _datasets(cell, task, training))
-    extra = [MlflowEpochMetrics(client, run.id), *(callbacks or [])]
-    if exclusive and cell.train.checkpoint_minutes:
-        extra.append(Checkpointer(client, run.id, cell.train.checkpoint_minutes, training.train.generator))
-    with tempfile.TemporaryDirectory(prefix="rnnbench-") as scratch, system_metrics(store, run, cell, resume):
-        ckpt = client.download_artifacts(run.id, "checkpoint/last.ckpt", scratch) if resume is not None else None
-        try:
-            training.fit(extra, progress, ckpt)
-        except TrialPruned:
-            epochs = training.speed.epochs_started  # the pruned epoch was trained and validated
-            client.set_tag(run.id, "optuna_state", "PRUNED")
-            client.set_tag(run.id, "pruned_at_epoch", str(epochs))
-            client.log_metric(run.id, "epochs_trained", epochs)
-            raise TrialPruned(f"pruned after epoch {epochs}", epochs) from None
-    return training
+    client, cell = store.client, training.cell
+    extra = [MlflowEpochMetrics(client, run.id), *(o.callbacks(run) if o.callbacks else [])]
+    if o.exclusive and cell.train.checkpoint_minutes:
+        extra.append(Checkpointer(client, run.id, cell.train.checkpoint_minutes, training.train_batches.generator))
+    with tempfile.TemporaryDirectory(prefix="rnnbench-") as scratch, system_metrics(store, run, cell, o.resume):
+        ckpt = client.download_artifacts(run.id, "checkpoint/last.ckpt", scratch) if o.resume is not None else None
+        training.fit(extra, o.progress, ckpt)
 
 
 @contextlib.contextmanager
@@ -134,8 +132,6 @@ def system_metrics(store, run, cell, resume):
     if not cell.train.system_metrics:
         yield
         return
-    import logging
-
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
     logging.getLogger("mlflow.system_metrics").setLevel(logging.ERROR)  # "started monitoring" on every run
@@ -153,52 +149,30 @@ def system_metrics(store, run, cell, resume):
 
 def _record(store, run, cell, training) -> dict:
     """Test metrics and the diagnostics the backbone offers, onto the run."""
-    from suite.diagnostics import record_attention, record_gradflow
-    from suite.logged_model import log_model
-    from suite.tracking import log_metrics
-
     metrics = training.evaluate()
     net = training.module.net
     if training.initial is not None:
         metrics |= record_gradflow(store.client, run.id, training.module, training.initial, training.task,
-                                   training.test, cell.label)
-    record_attention(store.client, run.id, net.backbone, training.test, cell.label, training.task)
-    log_model(store.client, run.id, net, next(iter(training.test))[0])
+                                   training.test_batches, cell.label)
+    record_attention(store.client, run.id, net.backbone, training.test_batches, cell.label, training.task)
+    log_model(store.client, run.id, net, next(iter(training.test_batches))[0])
     log_metrics(store.client, run.id, metrics)
     return metrics
 
 
-def _datasets(cell, task, training) -> list:
+def _datasets(cell: Cell, facts: dict, training: Training) -> list:
     """The run's data as MLflow dataset inputs (the runs table's Dataset column): name, digest and source."""
-    import json
-
-    from mlflow.entities import Dataset, DatasetInput, InputTag
-
-    facts = task.describe()
     name = f"{cell.task} T={cell.seq_len} (generated)" if facts["data_source"] == "synthetic" else facts["data_source"]
-    source = json.dumps({"task": cell.task, "module": type(task).__module__, **{k: str(v) for k, v in facts.items()}})
+    source = json.dumps({"task": cell.task, "module": type(training.task).__module__,
+                         **{k: str(v) for k, v in facts.items()}})
     return [DatasetInput(Dataset(name=name, digest=digest, source_type="code", source=source),
                          tags=[InputTag("mlflow.data.context", context)])
             for context, digest in (("training", cell.config_hash[:8]), ("test", training.test_set_sha[:8]))]
 
 
-def _log_inputs(client, run_id: str, datasets: list):
-    """MLflow gets or creates each dataset; two cells of one task starting together (packed jobs, shards) race
-    there, and the loser hits the store's unique constraint: the dataset exists by then, so try again."""
-    import time
-
-    from mlflow.exceptions import MlflowException
-
-    for attempt in range(4):
-        try:
-            return client.log_inputs(run_id, datasets=datasets)
-        except MlflowException as e:
-            if "unique" not in str(e).lower() or attempt == 3:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-
-
-def _param(key, value):
-    from mlflow.entities import Param
-
-    return Param(key, value)
+def _flat(d: dict, prefix: str = "") -> dict[str, str]:
+    """A nested settings dict as MLflow params: model.hidden_size -> "64"."""
+    out = {}
+    for k, v in d.items():
+        out |= _flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": str(v)}
+    return out

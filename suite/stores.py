@@ -7,9 +7,14 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from suite.errors import UserError, interrupted_since, interrupts, uninterrupted
+from suite.errors import UserError
+from suite.signals import interrupted_since, interrupts, uninterrupted
 
 DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow's own default store; artifacts go to ./mlartifacts
+DEFAULT_UI = "http://127.0.0.1:5000"  # where `make ui` serves the local store
+PAGE = 1_000  # runs, experiments or model versions per request; every listing is read to its last page
+
+
 def tracking_uri(cli_uri: str | None = None, profile_uri: str | None = None) -> str:
     """--tracking-uri, else $MLFLOW_TRACKING_URI, else the profile's stores.tracking_uri, else the local store."""
     return cli_uri or os.environ.get("MLFLOW_TRACKING_URI") or profile_uri or DEFAULT_URI
@@ -135,6 +140,42 @@ def reachable(uri: str) -> bool:
         return True
     except Exception:
         return False
+
+
+def ui_url(uri: str) -> str:
+    """The MLflow UI of the store: a tracking server serves its own (the URL without credentials), a local store
+    `make ui`'s address."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https"):
+        return DEFAULT_UI
+    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}".rstrip("/")
+
+
+def every(search, *args, **kwargs) -> list:
+    """Everything an MLflow search finds (search_runs, search_experiments, search_model_versions, ...), page by
+    page: no listing stops at a cap without saying so."""
+    found, token = [], None
+    while True:
+        page = search(*args, max_results=PAGE, page_token=token, **kwargs)
+        found += page
+        token = page.token
+        if not token:
+            return found
+
+
+def first_wins(attempt, done, tries: int = 4):
+    """attempt() where jobs starting together may race to do the same thing (create an experiment, set a tag,
+    log a dataset). When the store refuses ours and done() says another job did it first, that is success;
+    when the refusal left it undone (a dataset another job created while we tried), try again, then give up."""
+    for n in range(tries):
+        try:
+            return attempt()
+        except Exception:
+            if done():
+                return None
+            if n == tries - 1:
+                raise
+            time.sleep(0.2 * (n + 1))
 
 
 def open_client(uri: str) -> StoreClient:

@@ -54,7 +54,7 @@ def precision_for(cell: Cell, device: str) -> str:
     return "bf16-mixed" if device == "cuda" else "32-true"
 
 
-def build(cell: Cell, device: str):
+def assemble(cell: Cell, device: str):
     """The task, its batches and the LightningModule of a cell: (task, train, val, test, module).
 
     `train` yields groups of steps_per_call batches; `train.batches` is the plain batch iterable.
@@ -71,7 +71,7 @@ def build(cell: Cell, device: str):
     pl.seed_everything(cell.seed, verbose=False)
     splits = task.splits(tc.n_val, tc.n_test, device)
     if isinstance(task, SyntheticTask):
-        train = Stream(task, tc.batch_size, tc.steps_per_epoch or 100, cell.seed, device)
+        train = Stream(task, tc.batch_size, tc.batches_per_epoch, cell.seed, device)
     else:
         train = Batches(*splits["train"], tc.batch_size, shuffle_seed=cell.seed, limit=tc.steps_per_epoch)
     train = Groups(train, tc.steps_per_call)
@@ -107,17 +107,18 @@ def _no_profiler():
 
 
 class Training:
-    """One cell's task, batches and module: fit() with the caller's callbacks, then evaluate()."""
+    """One cell's task, batches (train_batches: groups of steps_per_call; val_ and test_batches) and module:
+    fit() with the caller's callbacks, then evaluate()."""
 
     def __init__(self, cell: Cell, device: str | None = None):
         self.cell, self.device = cell, device or device_for(cell)
-        self.task, self.train, self.val, self.test, self.module = build(cell, self.device)
+        self.task, self.train_batches, self.val_batches, self.test_batches, self.module = assemble(cell, self.device)
         self.speed = TrainSpeed(math.ceil(cell.train.warmup_steps / cell.train.steps_per_call))
         self.watch = SolveWatch(self.task, cell.train.stop_when_solved)
         self.initial = ({k: v.clone() for k, v in self.module.net.state_dict().items()}
                         if cell.train.gradflow else None)  # the weights at initialisation, for gradient flow
         self.trainer, self.val_loss = None, None
-        self.test_set_sha = checksum(*self.test.tensors())
+        self.test_set_sha = checksum(*self.test_batches.tensors())
 
     def fit(self, callbacks=(), progress: bool = False, ckpt: str | None = None):
         """Train and validate every epoch; `ckpt` resumes from a checkpoint file (weights only, no pickles)."""
@@ -126,7 +127,8 @@ class Training:
         self.trainer = trainer_for(self.cell, self.device, [self.speed, self.watch, *callbacks], progress)
         if self.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        self.trainer.fit(self.module, self.train, self.val, ckpt_path=ckpt, weights_only=True if ckpt else None)
+        self.trainer.fit(self.module, self.train_batches, self.val_batches, ckpt_path=ckpt,
+                         weights_only=True if ckpt else None)
         value = self.trainer.callback_metrics.get("val_loss")  # before test() replaces the metrics
         self.val_loss = None if value is None else float(value)
 
@@ -135,7 +137,7 @@ class Training:
         import torch
 
         cell, task, module = self.cell, self.task, self.module
-        result = self.trainer.test(module, self.test, verbose=False)[0]
+        result = self.trainer.test(module, self.test_batches, verbose=False)[0]
         peak = (torch.cuda.max_memory_allocated() / 2**20 if self.device == "cuda"
                 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # CPU: process peak RSS
         metrics = {**{k: float(v) for k, v in result.items()}, "chance_loss": task.chance_loss(),

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from pydantic.dataclasses import dataclass
 
-from suite.errors import UserError
+from suite.errors import UserError, one_line
 from suite.schema import STRICT, PosInt
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,23 @@ class MnistConfig:
 
 def load_mnist(cfg: MnistConfig) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
     """Returns uint8 images (N, 28, 28) and int64 labels for train/val/test, and the data_source tag."""
+    splits, tag = source_of(cfg)
+    splits = dict(_carve_val(splits) if tag != "mnist-5k" else splits)  # a copy: the loaders are cached
+    if cfg.max_train:
+        splits["train"] = _subset(*splits["train"], cfg.max_train)
+    if cfg.max_eval:
+        splits["val"], splits["test"] = (_subset(*splits[s], cfg.max_eval) for s in ("val", "test"))
+    return splits, tag
+
+
+def _subset(x, y, cap: int):
+    keep = np.random.default_rng(SPLIT_SEED).permutation(len(y))[:cap]
+    return x[keep], y[keep]
+
+
+def source_of(cfg: MnistConfig) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
+    """The MNIST the settings ask for, as found (train and test, each source's loader cached), and its
+    data_source tag: local:PATH, hf:ylecun/mnist, or mnist-5k (asked for, or the offline fallback of auto)."""
     source = cfg.source
     if source == "auto":
         source = "local" if cfg.path else "hf"
@@ -51,8 +68,7 @@ def load_mnist(cfg: MnistConfig) -> tuple[dict[str, tuple[np.ndarray, np.ndarray
         except UserError:
             raise
         except Exception as e:  # a corrupt or truncated file, whatever library reads it
-            message = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-            raise UserError(f"task.path: {cfg.path} is not readable MNIST ({type(e).__name__}: {message})") from None
+            raise UserError(f"task.path: {cfg.path} is not readable MNIST ({one_line(e)[:250]})") from None
     elif source == "hf":
         try:
             splits, tag = _load_hf(), f"hf:{HF_REPO}"
@@ -65,12 +81,6 @@ def load_mnist(cfg: MnistConfig) -> tuple[dict[str, tuple[np.ndarray, np.ndarray
             splits, tag = _load_5k(), "mnist-5k"
     else:
         splits, tag = _load_5k(), "mnist-5k"
-    splits = dict(_carve_val(splits) if tag != "mnist-5k" else splits)  # a copy: the loaders are cached
-    for names, cap in ((("train",), cfg.max_train), (("val", "test"), cfg.max_eval)):
-        for name in names if cap else ():
-            x, y = splits[name]
-            keep = np.random.default_rng(SPLIT_SEED).permutation(len(y))[:cap]
-            splits[name] = (x[keep], y[keep])
     return splits, tag
 
 
@@ -194,7 +204,8 @@ def _load_5k():
     parts = {"train": [], "val": [], "test": []}
     for c in range(10):
         idx = rng.permutation(np.flatnonzero(y == c))
-        parts["train"].append(idx[:350]), parts["val"].append(idx[350:400]), parts["test"].append(idx[400:])
+        for split, part in (("train", idx[:350]), ("val", idx[350:400]), ("test", idx[400:])):
+            parts[split].append(part)
     return {s: (x[np.concatenate(i)], y[np.concatenate(i)]) for s, i in parts.items()}
 
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from pydantic.dataclasses import dataclass
 
-from suite.schema import STRICT, PosInt
+from suite.schema import STRICT, PosInt, Share
 from tasks.base import SyntheticTask
 
 
@@ -20,7 +20,7 @@ class AssocRecallConfig:
     seq_len: PosInt = 32  # T: the pairs' steps (2 a pair)
     queries: PosInt = 4  # Q: keys asked for after the separator
     values: PosInt = 8  # value alphabet size
-    solved_acc: float = 0.99  # solved at this accuracy over the queries
+    solved_acc: Share = 0.99  # solved at this accuracy over the queries
 
 
 class AssocRecall(SyntheticTask):
@@ -57,9 +57,6 @@ class AssocRecall(SyntheticTask):
 
     def chance_metric(self):
         return 1 / self.cfg.values
-
-    def is_solved(self, metric):
-        return metric >= self.cfg.solved_acc
 
     def key_steps(self, x):
         return [list(range(2 * self.pairs))] * len(x)

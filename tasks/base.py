@@ -1,7 +1,13 @@
-"""What every task provides, and the one table of output kinds; see tasks/adding.py for the smallest task."""
+"""What every task provides, and the one table of output kinds; see tasks/adding.py for the smallest task.
+
+A task class that has a `name` is checked when it is defined: a required hook it lacks is an error then (an
+import error of the registry), not a failure of every cell mid-run.
+"""
 from __future__ import annotations
 
+import abc
 import dataclasses
+import hashlib
 from typing import Callable
 
 import torch
@@ -54,14 +60,21 @@ def _squared_error(out, y, scored):
 
 
 OUTPUT_KINDS = {
-    "class_last": OutputKind(False, "acc", _ce, _acc, _ce),
-    "class_every": OutputKind(True, "acc", _ce_every, _acc_every, lambda out, y: _ce(out, y[:, -1])),
-    "regress_last": OutputKind(False, "mse", _mse, _squared_error, _mse),
+    "class_last": OutputKind(every_step=False, metric="acc", loss=_ce, score=_acc, last_step_loss=_ce),
+    "class_every": OutputKind(every_step=True, metric="acc", loss=_ce_every, score=_acc_every,
+                              last_step_loss=lambda out, y: _ce(out, y[:, -1])),
+    "regress_last": OutputKind(every_step=False, metric="mse", loss=_mse, score=_squared_error, last_step_loss=_mse),
 }
+SOLVE_RULES = {"acc": "solved_acc", "mse": "solved_mse"}  # the Config field a task's solve threshold is read from
 
 
 class Task:
-    """A sequence task: its settings, shapes, output kind, chance baseline and data."""
+    """A sequence task: its settings, shapes, output kind, chance baseline and data.
+
+    Required (checked when a class with a `name` is defined): name, Config, output_kind, input_size, n_outputs,
+    chance_loss(), and make_batch() (a SyntheticTask) or splits() (a dataset task, which also says its
+    train_examples()). The rest have defaults.
+    """
 
     name: str
     Config: type
@@ -72,11 +85,31 @@ class Task:
     horizon: tuple[int, ...] = ()  # tasks with a seq_len: the default ladder of `rnnbench horizon`
     metric_definition: str = ""  # what the test metric measures, matched against published figures
 
+    REQUIRED = ("name", "Config", "output_kind", "input_size", "n_outputs")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:  # a base for other tasks (SyntheticTask): nothing to check yet
+            return
+        missing = [a for a in cls.REQUIRED if not hasattr(cls, a)]
+        missing += [n for n in dir(cls) if getattr(getattr(cls, n, None), "__isabstractmethod__", False)]
+        if missing:
+            raise TypeError(f"task {cls.__name__}: missing {', '.join(missing)} (tasks/base.py: Task)")
+        if cls.output_kind not in OUTPUT_KINDS:
+            raise TypeError(f"task {cls.__name__}: output_kind {cls.output_kind!r} is not one of "
+                            f"{', '.join(OUTPUT_KINDS)}")
+        fields, metric = getattr(cls.Config, "__dataclass_fields__", {}), OUTPUT_KINDS[cls.output_kind].metric
+        wrong = [f for m, f in SOLVE_RULES.items() if f in fields and m != metric]
+        if wrong:
+            raise TypeError(f"task {cls.__name__}: {wrong[0]} does not fit its metric ({metric}): use "
+                            f"{SOLVE_RULES[metric]}")
+
     def __init__(self, cfg):
         self.cfg = cfg
 
     @property
-    def kind(self) -> OutputKind:
+    def outputs(self) -> OutputKind:
+        """How this task's outputs are scored (its entry of OUTPUT_KINDS)."""
         return OUTPUT_KINDS[self.output_kind]
 
     @property
@@ -86,7 +119,7 @@ class Task:
 
     @property
     def input_steps(self) -> int:
-        """Steps of an input sequence (copy: T + 20); sets the range of chrono initialisation."""
+        """Steps of an input sequence (copy: T + 20); sets the range of chrono initialisation and a cell's cost."""
         return self.seq_len
 
     @classmethod
@@ -102,39 +135,50 @@ class Task:
         """A variant reports show apart from the plain task (e.g. "permuted"); "" for none."""
         return ""
 
+    @abc.abstractmethod
     def chance_loss(self) -> float:
         """Loss of the best input-blind predictor."""
-        raise NotImplementedError
 
     def chance_metric(self) -> float | None:
-        """The test metric of the best input-blind predictor (plots draw it as the chance line)."""
+        """The test metric of the best input-blind predictor (plots draw it as the chance line; None: no line)."""
         return None
 
     def key_steps(self, x: torch.Tensor) -> list[list[int]]:
         """For each input sequence, the steps that carry what must be remembered (marked on attention maps)."""
         return [[] for _ in range(len(x))]
 
+    @abc.abstractmethod
     def splits(self, n_val: int, n_test: int, device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Fixed validation and test sets (and the train set for dataset tasks)."""
-        raise NotImplementedError
+        """Fixed validation and test sets, and for a dataset task the train set too: {split: (x, y)} on the
+        device."""
+
+    def data_source(self) -> str:
+        """Where the data comes from (the runs' data_source tag): "synthetic" for generated tasks, else the task's
+        name unless it says more (MNIST: mnist-5k, hf:ylecun/mnist or local:PATH)."""
+        return self.name
 
     def describe(self) -> dict:
-        """Extra facts a run records (data source, permutation seed, ...)."""
-        return {}
+        """Facts a run records as task.* params: its data_source, and any others a task adds (a permutation seed)."""
+        return {"data_source": self.data_source()}
 
     def check(self):
         """Raise a UserError now if the task's data cannot be had (before any run exists); generated: nothing to do."""
 
     def is_solved(self, metric: float) -> bool | None:
-        """Whether a value of the task's metric (acc or mse) meets its solve rule; None: the task has none."""
-        return None
+        """Whether a value of the task's metric meets its solve rule: the Config's `solved_acc` (accuracy at
+        least this) or `solved_mse` (MSE below this); None when the task declares neither."""
+        threshold = getattr(self.cfg, SOLVE_RULES[self.outputs.metric], None)
+        if threshold is None:
+            return None
+        return metric >= threshold if self.outputs.higher_is_better else metric < threshold
 
 
 class SyntheticTask(Task):
     """A task whose data is generated: endless training batches, val/test fixed by their seeds."""
 
+    @abc.abstractmethod
     def make_batch(self, n: int, generator: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """n sequences (x, y), drawn from `generator` on `device`: pure, seeded and vectorised."""
 
     def splits(self, n_val, n_test, device):
         """Drawn on the CPU, then moved: a CUDA generator draws other numbers for the same seed."""
@@ -144,14 +188,12 @@ class SyntheticTask(Task):
 
         return {"val": fixed(n_val, VAL_SEED), "test": fixed(n_test, TEST_SEED)}
 
-    def describe(self):
-        return {"data_source": "synthetic"}
+    def data_source(self) -> str:
+        return "synthetic"
 
 
 def checksum(x: torch.Tensor, y: torch.Tensor) -> str:
     """A short fingerprint of a data set's values (on any device), recorded with every run."""
-    import hashlib
-
     h = hashlib.sha256()
     for t in (x, y):
         h.update(t.detach().cpu().contiguous().numpy().tobytes())

@@ -1,13 +1,11 @@
 """The copying memory task, as Arjovsky, Shah & Bengio (2016) define it."""
 import math
-from typing import Annotated
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from suite.schema import STRICT, PosInt
+from suite.schema import STRICT, PosInt, Share
 from tasks.base import SyntheticTask
 
 BLANK, DELIMITER, N_SYMBOLS, N_RECALL = 0, 9, 8, 10
@@ -16,7 +14,7 @@ BLANK, DELIMITER, N_SYMBOLS, N_RECALL = 0, 9, 8, 10
 @dataclass(config=STRICT)
 class CopyConfig:
     seq_len: PosInt = 100  # T: blanks between the symbols and the recall (T-1 blanks + delimiter)
-    solved_acc: Annotated[float, Field(gt=0, le=1)] = 0.99  # solved at this accuracy over the recalled symbols
+    solved_acc: Share = 0.99  # solved at this accuracy over the recalled symbols
 
 
 class Copy(SyntheticTask):
@@ -44,9 +42,6 @@ class Copy(SyntheticTask):
 
     def key_steps(self, x):
         return [list(range(N_RECALL)) + [N_RECALL + self.cfg.seq_len - 1]] * len(x)  # the symbols, the delimiter
-
-    def is_solved(self, metric):
-        return metric >= self.cfg.solved_acc
 
     def make_batch(self, n, generator, device):
         T = self.cfg.seq_len

@@ -5,7 +5,7 @@ import torch
 from pydantic.dataclasses import dataclass
 
 from suite.schema import STRICT
-from tasks._mnist import MnistConfig, load_mnist, to_sequences
+from tasks._mnist import MnistConfig, load_mnist, source_of, to_sequences
 from tasks.base import Task
 
 
@@ -42,13 +42,16 @@ class MnistRows(Task):
         load_mnist(self.cfg)  # cached: the runs use what this loaded
 
     def splits(self, n_val, n_test, device):
-        arrays, self.data_source = load_mnist(self.cfg)
+        arrays, _ = load_mnist(self.cfg)
         return {s: (self.transform(to_sequences(x, device, self.steps, self.cfg.scale)), torch.from_numpy(y).to(device))
                 for s, (x, y) in arrays.items()}
 
     def transform(self, x):
         return x
 
+    def data_source(self):
+        return source_of(self.cfg)[1]  # each source loaded once per process: the runs use what this found
+
     def describe(self):
-        return {"data_source": self.data_source, "pixels": "x/255 in [0, 1]" if self.cfg.scale == "unit"
+        return {**super().describe(), "pixels": "x/255 in [0, 1]" if self.cfg.scale == "unit"
                 else "(x/255 - 0.1307) / 0.3081"}

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from pydantic.dataclasses import dataclass
 
-from suite.schema import STRICT, PosInt
+from suite.schema import STRICT, PosInt, Share
 from tasks.base import SyntheticTask
 
 
@@ -20,7 +20,7 @@ class SelectiveCopyConfig:
     seq_len: PosInt = 50  # T: steps among which the symbols are scattered
     recall: PosInt = 8  # K: symbols to recall
     symbols: PosInt = 8  # alphabet size
-    solved_acc: float = 0.99  # solved at this accuracy over the recalled symbols
+    solved_acc: Share = 0.99  # solved at this accuracy over the recalled symbols
 
 
 class SelectiveCopy(SyntheticTask):
@@ -53,9 +53,6 @@ class SelectiveCopy(SyntheticTask):
 
     def chance_metric(self):
         return 1 / self.cfg.symbols
-
-    def is_solved(self, metric):
-        return metric >= self.cfg.solved_acc
 
     def key_steps(self, x):
         return [row.nonzero().flatten().tolist() for row in x[:, : self.cfg.seq_len, 1:-1].sum(-1)]

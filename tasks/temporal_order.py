@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from suite.schema import STRICT
+from suite.schema import STRICT, Share
 from tasks.base import SyntheticTask
 
 B, E, X, Y = 0, 1, 2, 3  # then the distractors a, b, c, d: 4..7
@@ -24,7 +24,7 @@ WINDOWS = ((0.1, 0.2), (0.5, 0.6), (0.8, 0.9))  # where the relevant symbols go,
 class TemporalOrderConfig:
     seq_len: Annotated[int, Field(ge=20)] = 100  # T: steps, B and E included
     relevant: Literal[2, 3] = 2  # X/Y symbols to order: task 6a (4 classes) or 6b (8 classes)
-    solved_acc: float = 0.95  # solved at this test accuracy
+    solved_acc: Share = 0.95  # solved at this test accuracy
 
 
 class TemporalOrder(SyntheticTask):
@@ -46,9 +46,6 @@ class TemporalOrder(SyntheticTask):
 
     def chance_metric(self):
         return 1 / self.n_outputs
-
-    def is_solved(self, metric):
-        return metric >= self.cfg.solved_acc
 
     def key_steps(self, x):
         return [row.nonzero().flatten().tolist() for row in x[..., X:Y + 1].sum(-1)]

@@ -9,6 +9,8 @@ from mlflow import MlflowClient
 
 from tests.servers import MlflowServer
 
+pytestmark = pytest.mark.slow  # real servers and fresh processes: `make test-all` runs these
+
 ADMIN, EDITOR, READER = "admin-passw0rd-long", "editor-passw0rd", "reader-passw0rd"
 SECRETS = (ADMIN, EDITOR, READER)
 SMOKE = ["--profile", "smoke", "--tasks", "adding", "--models", "lstm"]

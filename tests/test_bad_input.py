@@ -198,4 +198,3 @@ def test_a_bad_input_is_one_line_exit_2_and_writes_nothing(filled, tmp_path, mon
     assert "Traceback" not in out + err and SECRET not in out + err
     assert unchanged
     assert (filled / "empty.db").stat().st_size == 0  # a report never creates MLflow's tables
-    assert elapsed < 20, elapsed

@@ -61,14 +61,14 @@ def test_smoke_matrix_records_every_cell_then_skips_them(in_store, capsys):
 def test_a_crashing_cell_is_failed_with_its_error_and_the_rest_run(in_store, monkeypatch, capsys):
     import suite.train
 
-    real = suite.train.build
+    real = suite.train.assemble
 
     def build(cell, device):
         if cell.model == "gru":
             raise RuntimeError("boom in gru")
         return real(cell, device)
 
-    monkeypatch.setattr(suite.train, "build", build)
+    monkeypatch.setattr(suite.train, "assemble", build)
     code = main(["benchmark", "--profile", "smoke", "--tasks", "adding", "--tracking-uri", in_store, "--experiment", "t-fail"])
     out = capsys.readouterr().out
     assert code == 1
@@ -124,7 +124,11 @@ def test_sigterm_marks_the_current_run_killed_and_keeps_finished_ones(tmp_path):
     for line in proc.stdout:  # wait for the first finished cell, then stop the second one mid-run
         if line.startswith("[1/4]"):
             break
-    time.sleep(1.0)
+    client, deadline = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db"), time.monotonic() + 120
+    experiment = client.get_experiment_by_name("rnnbench-smoke").experiment_id
+    while not client.search_runs([experiment], "attributes.status = 'RUNNING'"):  # the second cell is training
+        assert time.monotonic() < deadline and proc.poll() is None, "the second cell never started"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err

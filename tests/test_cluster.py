@@ -18,6 +18,8 @@ from mlflow import MlflowClient
 from suite.tracking import plan_blocks
 from tests.servers import PASSWORD, MlflowServer
 
+pytestmark = pytest.mark.slow  # real servers and fresh processes: `make test-all` runs these
+
 TINY = ["--set", "train.epochs=2", "--set", "train.steps_per_epoch=4", "--set", "task.seq_len=10"]
 
 

@@ -22,15 +22,15 @@ def breaking(monkeypatch, models):
     import suite.studies.speed
     import suite.train
 
-    real = suite.train.build
+    real = suite.train.assemble
 
     def build(cell, device):
         if cell.model in models:
             raise RuntimeError("broken")
         return real(cell, device)
 
-    monkeypatch.setattr(suite.train, "build", build)
-    monkeypatch.setattr(suite.studies.speed, "build", build)
+    monkeypatch.setattr(suite.train, "assemble", build)
+    monkeypatch.setattr(suite.studies.speed, "assemble", build)
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

@@ -3,6 +3,8 @@ a file outside the training path, a comment or a docstring trains nothing; --reu
 import shutil
 from pathlib import Path
 
+import pytest
+
 from suite.fingerprint import CORE, code_fingerprint
 from tests.test_extension import rnnbench, runs
 
@@ -17,6 +19,7 @@ def test_the_fingerprint_covers_the_model_the_task_and_the_core():
     assert "suite/train.py" in CORE and "suite/cli.py" not in CORE
 
 
+@pytest.mark.slow
 def test_editing_a_model_reruns_its_cells_only(tmp_path_factory):
     root = tmp_path_factory.mktemp("fingerprint")
     for folder in ("suite", "tasks", "configs"):

@@ -123,6 +123,6 @@ def monkeypatch_session():
         mp.setattr(suite.runner, "open_store", reached)
         mp.setattr(suite.benchmark, "store_for", reached)
         mp.setattr(suite.server.os, "execvp", reached)
-        mp.setattr("suite.report.build", reached)
+        mp.setattr("suite.report.site.write_site", reached)
         mp.setenv("MLFLOW_TRACKING_URI", "sqlite:////no/such/folder/mlflow.db")
         yield mp

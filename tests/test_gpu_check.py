@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # a minute: every section of the check, on the CPU
 def test_the_gpu_check_runs_without_mlflow_or_optuna_and_writes_one_summary(tmp_path):
     blocked = tmp_path / "blocked"
     blocked.mkdir()

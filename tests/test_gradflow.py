@@ -29,10 +29,10 @@ def test_one_finite_norm_a_step(model, task):
 
 
 @pytest.mark.parametrize("model", ["rnn", "lstm", "gru"])
-def test_the_unrolled_cells_compute_what_the_fused_kernel_does(model):
+def test_the_unrolled_steps_compute_what_the_fused_kernel_does(model):
     fused = MODELS[model](3, MODELS[model].Config(hidden_size=6, num_layers=2))
     x = torch.randn(2, 7, 3)
-    assert torch.allclose(fused(x), fused.cell_loop()(x), atol=1e-5)
+    assert torch.allclose(fused(x), fused.stepped()(x), atol=1e-5)
 
 
 def test_decay_slope():

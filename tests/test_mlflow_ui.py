@@ -8,6 +8,8 @@ import pytest
 from suite.cli import main
 from tests.test_report import browse
 
+pytestmark = pytest.mark.slow  # the real MLflow UI in a browser: `make test-all` runs these
+
 
 @pytest.fixture
 def chromium():

@@ -39,10 +39,10 @@ def test_param_budget_too_small_is_a_clear_error():
         resolve("attn_rnn", cfg("attn_rnn", param_budget=50, heads=8), 10, 9)
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_attention_is_causal(cell):
+@pytest.mark.parametrize("core", ["gru", "lstm"])
+def test_attention_is_causal(core):
     torch.manual_seed(0)
-    net = Network("attn_rnn", cfg("attn_rnn", cell=cell), 3, 4, every_step=True).eval()
+    net = Network("attn_rnn", cfg("attn_rnn", core=core), 3, 4, every_step=True).eval()
     x = torch.randn(2, 12, 3)
     changed = x.clone()
     changed[:, 8:] = torch.randn(2, 4, 3)

@@ -19,6 +19,7 @@ def _by_cell(uri, experiment):
     return {r.data.tags["config_hash"]: r for r in runs_of(uri, experiment) if r.info.status == "FINISHED"}
 
 
+@pytest.mark.slow
 def test_packed_and_one_at_a_time_give_the_same_numbers(tmp_path):
     """Two jobs of one thread each against one process of one thread: each cell's metrics agree exactly."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -40,6 +41,7 @@ def test_packed_and_one_at_a_time_give_the_same_numbers(tmp_path):
     assert code == 0 and "0 trained, 3 skipped" in out  # finished cells are skipped as before
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_every_job_and_each_run_ends_killed(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     proc = rnnbench("benchmark", *TINY, "--models", "rnn,lstm,gru", "--set", "train.epochs=300", "--jobs", "2",
@@ -60,6 +62,7 @@ def test_ctrl_c_stops_every_job_and_each_run_ends_killed(tmp_path):
     assert not _children(proc.pid)
 
 
+@pytest.mark.slow
 def test_a_job_killed_9_fails_its_cell_the_others_finish_and_a_rerun_resumes_it(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = ["benchmark", *TINY, "--models", "rnn,lstm,gru", "--set", "train.epochs=40", "--set",
@@ -80,6 +83,7 @@ def test_a_job_killed_9_fails_its_cell_the_others_finish_and_a_rerun_resumes_it(
     assert sorted(r.info.status for r in runs_of(uri, "p-kill")) == ["FINISHED"] * 3
 
 
+@pytest.mark.slow
 def test_the_dry_run_estimates_writes_nothing_and_knows_what_finished(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = ["benchmark", *TINY, "--models", "rnn,gru", "--tracking-uri", uri, "--experiment", "p-dry", "--dry-run"]
@@ -95,36 +99,36 @@ def test_the_dry_run_estimates_writes_nothing_and_knows_what_finished(tmp_path):
 
 
 def test_the_eta_weighs_the_cells_left_by_their_cost(monkeypatch):
-    from suite import matrix
+    from suite.eta import Clock
     from suite.experiment import load_experiment
 
     exp = load_experiment("smoke", None, ["task.seq_len=10"], models=["rnn"], tasks=["adding"], seeds=range(3),
                           announce=None)
     short, *rest = exp.cells
     long = dataclasses.replace(rest[0], task_cfg=dataclasses.replace(rest[0].task_cfg, seq_len=40))
-    assert matrix.cost(long) > 3.9 * matrix.cost(short)  # four times the steps a sequence
-    clock = matrix.Clock(jobs=1)
+    assert long.cost > 3.9 * short.cost  # four times the steps a sequence
+    clock = Clock(jobs=1)
     clock.record(short, 10.0)
     assert clock.eta([short], {}) == 10.0
-    assert abs(clock.eta([long], {}) - 10.0 * matrix.cost(long) / matrix.cost(short)) < 1e-6
+    assert abs(clock.eta([long], {}) - 10.0 * long.cost / short.cost) < 1e-6
     assert abs(clock.eta([long, long], {}) / 2 - clock.eta([long], {})) < 1e-6
-    two = matrix.Clock(jobs=2)
+    two = Clock(jobs=2)
     two.record(short, 10.0)
     assert two.eta([short, short], {}) == 10.0  # two jobs take the two cells at once
     now = time.perf_counter()
     monkeypatch.setattr(time, "perf_counter", lambda: now + 4.0)
     assert abs(clock.eta([], {"x": (short, now)}) - 6.0) < 1e-6  # a running cell: what it has left
-    assert matrix.Clock(jobs=1).eta([short], {}) is None  # nothing measured yet: no guess
+    assert Clock(jobs=1).eta([short], {}) is None  # nothing measured yet: no guess
 
 
 def test_packing_splits_the_cores_and_auto_takes_one_job_a_core():
-    from suite.packing import cores, packing
+    from suite.packing import cores, packing_of
 
-    assert packing(None, None, "cpu", 10) is None
-    auto = packing("auto", None, "cpu", 10)
+    assert packing_of(None, None, "cpu", 10) is None
+    auto = packing_of("auto", None, "cpu", 10)
     assert auto.jobs == cores() and auto.threads == 1 and auto.gpus == ()
-    assert packing("2", None, "cpu", 1).jobs == 1  # never more jobs than cells
-    assert packing("1", None, "cpu", 5).threads == cores()
+    assert packing_of("2", None, "cpu", 1).jobs == 1  # never more jobs than cells
+    assert packing_of("1", None, "cpu", 5).threads == cores()
 
 
 
@@ -134,11 +138,11 @@ def test_auto_leaves_cells_too_small_to_pay_for_a_worker_unpacked(capsys, monkey
 
     monkeypatch.setattr(packing_module, "cores", lambda: 2)
     smoke = load_experiment("smoke", announce=None).cells
-    assert packing_module.packing_for(smoke, ("auto", None)) is None
+    assert packing_module.choose_packing(smoke, ("auto", None)) is None
     assert "packing: none, one cell at a time" in capsys.readouterr().out
-    assert packing_module.packing_for(smoke, ("2", None)).jobs == 2  # asked for explicitly: packed
+    assert packing_module.choose_packing(smoke, ("2", None)).jobs == 2  # asked for explicitly: packed
     cpu = load_experiment("cpu", tasks=["copy", "adding"], announce=None).cells
-    assert packing_module.packing_for(cpu, ("auto", None)).jobs == 2
+    assert packing_module.choose_packing(cpu, ("auto", None)).jobs == 2
 
 
 def _children(pid):

@@ -36,7 +36,7 @@ def filled(store, tmp_path_factory):
     root, uri = store
     journal = tmp_path_factory.mktemp("journal") / "journal.log"
     common = ["--tracking-uri", uri, "--experiment", EXP]
-    real = suite.train.build
+    real = suite.train.assemble
 
     def build(cell, device):
         if (cell.model, cell.task) == ("gru", "copy"):
@@ -45,9 +45,9 @@ def filled(store, tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        mp.setattr(suite.train, "build", build)
+        mp.setattr(suite.train, "assemble", build)
         assert main(["benchmark", "--profile", "smoke", "--tasks", "mnist_rows,copy,adding", *common]) == 1
-        mp.setattr(suite.train, "build", real)
+        mp.setattr(suite.train, "assemble", real)
         assert main(["benchmark", "--profile", "smoke", "--tasks", "mnist_pixels", "--models", "lstm", *common]) == 0
         assert main(["benchmark", "--profile", "smoke", "--tasks", "adding", "--models", "rnn,lstm", "--seeds", "2", *common]) == 0
         assert main(["horizon", "--task", "copy", "--profile", "smoke", "--models", "lstm,gru", "--lengths", "5,10",
@@ -423,12 +423,12 @@ def test_missing_cells_come_from_the_plan_the_benchmark_logged(store, tmp_path, 
 
 def test_a_published_figure_sits_beside_ours_only_when_the_protocol_matches():
     from suite.report.references import attach_references, load_references
-    from suite.report.store import Run, Setting
-    from suite.report.tables import Board, Row
+    from suite.runs import Run, Setting
+    from suite.scoring import Board, Row
 
     def board(task, T, source, variant=""):
         run = Run("r", "0", "FINISHED", 0, "", {"data_source": source, "seed": "0"}, {}, {"test_acc": 0.5})
-        return Board(Setting(task, T, variant), [Row("lstm", False, runs={0: run})], "acc", [], [])
+        return Board(Setting(task, T, variant), [Row("lstm", False, runs={0: run})], "acc")
 
     refs = load_references()
     full, subset = board("mnist_pixels", 784, "hf:ylecun/mnist"), board("mnist_pixels", 784, "mnist-5k")

@@ -7,7 +7,7 @@ from mlflow import MlflowClient
 
 from suite.cli import main
 from suite.config import TrainConfig
-from suite.models import ModelConfig
+from suite.models import MODELS
 from suite.module import SeqModule
 from tasks.adding import Adding, AddingConfig
 from tasks.copy import Copy, CopyConfig
@@ -17,7 +17,7 @@ from tasks.mnist_rows import MnistRows
 @pytest.mark.parametrize("task", [Adding(AddingConfig(seq_len=30)), Copy(CopyConfig(seq_len=30))], ids=["adding", "copy"])
 def test_a_blind_constant_predictor_scores_one_against_chance(task):
     x, y = task.splits(1, 20_000, "cpu")["test"]
-    module = SeqModule("gru", ModelConfig(hidden_size=4), task, TrainConfig())
+    module = SeqModule("gru", MODELS["gru"].Config(hidden_size=4), task, TrainConfig())
     if task.name == "adding":
         module.forward = lambda x: torch.full((len(x), 1), 1.0)  # the mean of the target
     else:

@@ -6,7 +6,7 @@ from mlflow import MlflowClient
 
 from suite.cli import main
 from suite.experiment import load_raw, plan
-from suite.models.cell_loop import CellLoop
+from suite.models.stepped import SteppedRNN
 from suite.studies.speed import attach_attn_ratios, measure, same_first_loss, speed_table
 
 
@@ -29,36 +29,37 @@ def test_every_row_has_finite_positive_figures(smoke_cells):
         figures = r.metrics()
         assert {"suite_samples_per_s", "raw_samples_per_s", "suite_vs_raw", "data_share", "activation_mb"} <= set(figures)
         assert all(math.isfinite(v) and v > 0 for v in figures.values()), figures
-        assert ("fused_vs_cell" in figures) == (r.cell.model != "attn_rnn")
+        assert ("fused_vs_stepped" in figures) == (r.cell.model != "attn_rnn")
         assert ("attn_vs_base_step_time" in figures) == (r.cell.model == "attn_rnn")
         assert figures["data_share"] < 1
     table = speed_table(rows)
     assert table.count("\n") == len(rows) + 1 and "suite/raw" in table
 
 
-def test_cell_loop_matches_the_fused_kernel_numerically(smoke_cells):
+def test_the_stepped_recurrence_matches_the_fused_kernel_numerically(smoke_cells):
     import torch
 
     from suite.models import MODELS
 
-    for kind in ("rnn", "lstm", "gru"):
-        cfg = MODELS[kind].Config(hidden_size=8)
-        fused, loop = MODELS[kind](3, cfg), CellLoop(kind, 3, cfg)
+    for family in ("rnn", "lstm", "gru"):
+        cfg = MODELS[family].Config(hidden_size=8)
+        fused, loop = MODELS[family](3, cfg), SteppedRNN(family, 3, cfg)
         rnn = fused.rnn
-        loop.cells[0].weight_ih.data, loop.cells[0].weight_hh.data = rnn.weight_ih_l0.data, rnn.weight_hh_l0.data
-        loop.cells[0].bias_ih.data, loop.cells[0].bias_hh.data = rnn.bias_ih_l0.data, rnn.bias_hh_l0.data
+        loop.layers[0].weight_ih.data, loop.layers[0].weight_hh.data = rnn.weight_ih_l0.data, rnn.weight_hh_l0.data
+        loop.layers[0].bias_ih.data, loop.layers[0].bias_hh.data = rnn.bias_ih_l0.data, rnn.bias_hh_l0.data
         x = torch.randn(2, 5, 3)
-        assert torch.allclose(fused(x), loop(x), atol=1e-5), kind
+        assert torch.allclose(fused(x), loop(x), atol=1e-5), family
 
 
 def test_speed_command_records_one_run_per_cell(in_store, capsys):
     assert main(["speed", "--profile", "smoke", "--tasks", "copy", "--models", "lstm,gru,attn_rnn", "--repeats", "1",
                  "--steps", "2", "--tracking-uri", in_store]) == 0
     out = capsys.readouterr().out
-    assert "suite/raw" in out and "fused/cell" in out
+    assert "suite/raw" in out and "fused/stepped" in out
     exp = MlflowClient(in_store).get_experiment_by_name("rnnbench-speed")
     runs = MlflowClient(in_store).search_runs([exp.experiment_id])
     assert len(runs) == 3
     for r in runs:
         assert r.data.metrics["suite_vs_raw"] > 0 and r.data.tags["cpu"] and r.data.tags["torch_version"]
+        assert r.data.tags["device"] == "cpu"  # the device used, not the setting (auto): a GPU run is another row
     assert next(r for r in runs if r.data.tags["model"] == "attn_rnn").data.metrics["attn_vs_base_step_time"] > 0

@@ -83,3 +83,41 @@ def test_every_command_talks_to_mlflow_through_the_one_client():
               for node in ast.walk(ast.parse(path.read_text()))
               if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "MlflowClient"}
     assert makers == {"suite.stores"}
+
+
+def _calls(attr_names: set[str]) -> dict[str, set[str]]:
+    """module -> the names in `attr_names` it calls as methods (client.create_run(...) and the like)."""
+    found = {}
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in attr_names:
+                found.setdefault(name, set()).add(node.func.attr)
+    return found
+
+
+def test_every_run_is_made_and_ended_by_the_one_lifecycle():
+    """Runs are created and ended in tracking.py (open_run); the reaper ends other workers' stale runs."""
+    assert set(_calls({"create_run", "delete_run"})) == {"suite.tracking"}
+    assert set(_calls({"set_terminated"})) == {"suite.tracking", "suite.cluster"}
+
+
+def test_no_listing_stops_at_a_silent_cap():
+    """A search for many results goes through stores.every (page by page); only a probe for one result is capped."""
+    capped = set()
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr.startswith(
+                    "search_"):
+                limit = next((k.value for k in node.keywords if k.arg == "max_results"), None)
+                if not (isinstance(limit, ast.Constant) and limit.value == 1):
+                    capped.add(f"{name}: {node.func.attr}")
+    assert capped == set()
+
+
+def test_roles_are_one_vocabulary_and_the_core_knows_no_optuna():
+    role_words = ('"rnnbench_role"', '"sweep_cell"', '"repro_cell"', '"reference_run"', '"speed_probe"')
+    spelled = {name for name, path in modules().items() if name != "suite.roles"
+               and any(w in path.read_text() for w in role_words)}
+    assert spelled == set()
+    core = {n for n in graph() if n in ("suite.runner", "suite.matrix", "suite.train", "suite.module")}
+    assert {n for n in core if "optuna" in (ROOT / (n.replace(".", "/") + ".py")).read_text()} == set()

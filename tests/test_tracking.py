@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from suite.tracking import cell_run, connect, log_plan, parent_run, plan_blocks
+from suite.tracking import connect, log_plan, open_run, plan_blocks
 
 
 @pytest.fixture
@@ -16,8 +16,11 @@ def statuses(store):
             for r in store.client.search_runs([store.experiment_id])}
 
 
-@pytest.mark.parametrize("opener", [cell_run, parent_run], ids=["cell_run", "parent_run"])
-def test_every_way_out_ends_the_run(store, opener):
+@pytest.mark.parametrize("heartbeat", [True, False], ids=["with-heartbeat", "without"])
+def test_every_way_out_ends_the_run(store, heartbeat):
+    def opener(store, name, tags):
+        return open_run(store, name, tags, heartbeat=heartbeat)
+
     with opener(store, "fine", {}):
         pass
     with pytest.raises(ValueError):
@@ -32,11 +35,11 @@ def test_every_way_out_ends_the_run(store, opener):
 
 def test_lightnings_system_exit_is_an_interrupt_and_a_withdrawn_run_leaves_no_trace(store):
     with pytest.raises(KeyboardInterrupt):
-        with cell_run(store, "system-exit", {}):
+        with open_run(store, "system-exit", {}):
             raise SystemExit(1)  # what Lightning turns Ctrl-C into
-    with cell_run(store, "withdrawn", {}) as run:
+    with open_run(store, "withdrawn", {}) as run:
         run.withdraw()
-    with cell_run(store, "duplicate", {}) as run:
+    with open_run(store, "duplicate", {}) as run:
         run.end_as("KILLED", duplicate="finished meanwhile")
     assert statuses(store) == {"system-exit": ("KILLED", None), "duplicate": ("KILLED", None)}
 
@@ -130,7 +133,7 @@ def test_packed_jobs_on_sqlite_get_the_patient_client(tmp_path, monkeypatch):
 def test_jobs_describing_one_experiment_together_do_not_clash():
     from types import SimpleNamespace
 
-    from suite.tracking import KIND, describe
+    from suite.tracking import UI_VIEW, describe
 
     class Raced:  # another job set the tags between our read and our write: the server refuses the duplicate key
         tags = {}
@@ -143,7 +146,7 @@ def test_jobs_describing_one_experiment_together_do_not_clash():
             return SimpleNamespace(tags=self.tags)
 
     describe(Raced(), "1", "rnnbench-tune-x")  # no error: the tags are there
-    assert Raced.tags[KIND] == "custom_model_development"
+    assert Raced.tags[UI_VIEW] == "custom_model_development"
 
     class Broken(Raced):
         tags = {}
@@ -158,7 +161,7 @@ def test_jobs_describing_one_experiment_together_do_not_clash():
 def test_an_interrupt_waits_for_the_store_call_under_way_then_stops_us(monkeypatch):
     import threading
 
-    from suite import errors
+    from suite import signals as errors
     from suite.stores import StoreClient
 
     monkeypatch.setattr(errors, "_STOPPING", [])

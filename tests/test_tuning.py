@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from suite.cli import main
-from suite.experiment import load_raw
+from suite.experiment import load_raw, plan
 from suite.models import MODELS
 from suite.tuning.space import load_space
 
@@ -77,7 +77,7 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(in_store,
 
     import suite.train
 
-    real, calls = suite.train.build, []
+    real, calls = suite.train.assemble, []
 
     def build(cell, device):  # the second trial's loss turns NaN
         parts = real(cell, device)
@@ -87,7 +87,7 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(in_store,
             parts[-1].model_step = lambda batch, metric=True: (step(batch, metric)[0] * torch.tensor(float("nan")), None)
         return parts
 
-    monkeypatch.setattr(suite.train, "build", build)
+    monkeypatch.setattr(suite.train, "assemble", build)
     storage = str(tmp_path / "journal.log")
     assert main(["tune", *SMOKE, "--trials", "3", "--tracking-uri", in_store, "--experiment", "t-nan", "--storage", storage]) == 1  # a trial failed
     s = study(storage)
@@ -100,6 +100,7 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(in_store,
     assert bad.info.status == "FAILED" and "FloatingPointError" in bad.data.tags["error"]
 
 
+@pytest.mark.slow
 def test_two_worker_processes_fill_the_study_exactly(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
@@ -114,6 +115,7 @@ def test_two_worker_processes_fill_the_study_exactly(tmp_path):
     assert len(parents) == 1 and len(children) == 5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_sqlite_study_fills_exactly_with_one_or_two_workers(tmp_path, workers):
     """SQLite, the storage most Optuna users reach for first: no deadlock on its locks, exactly N trials."""
@@ -151,7 +153,8 @@ def test_a_bad_search_space_stops_before_anything_runs(tmp_path, monkeypatch, ca
 def test_every_model_has_a_valid_search_space():
     raw, _, _ = load_raw("cpu")
     for model in MODELS:
-        assert len(load_space(model, {**raw, "models": [model]})) >= 5
+        cells = plan({**raw, "models": [model]})
+        assert len(load_space(model, [c for c in cells if c.seed == cells[0].seed])) >= 5
 
 
 def test_a_trial_that_reached_its_last_epoch_completes_and_is_never_pruned():

@@ -8,14 +8,15 @@ import torch.nn.functional as F
 from pydantic.dataclasses import dataclass
 from torch import nn
 
-from suite.models.base import STACK_SPACE
+from suite.models.attention import causal_weights, heads
+from suite.models.base import STACK_SPACE, init_space
 from suite.models.fused import GRU, LSTM, GatedConfig
 from suite.schema import STRICT, PosInt
 
 
 @dataclass(config=STRICT)
 class AttnRNNConfig(GatedConfig):
-    cell: Literal["gru", "lstm"] = "gru"  # the recurrent core
+    core: Literal["gru", "lstm"] = "gru"  # the recurrence whose states attention reads
     heads: PosInt = 4  # attention heads
 
 
@@ -27,12 +28,12 @@ class AttnRNN(nn.Module):
 
     name = "attn_rnn"
     Config = AttnRNNConfig
-    search_space = {**STACK_SPACE, "model.heads": {"choices": [1, 2, 4, 8]}, "model.cell": {"choices": ["gru", "lstm"]},
-                    "model.init": {"choices": ["torch", "keras", "orthogonal", "chrono"]}}
+    search_space = {**STACK_SPACE, "model.heads": {"choices": [1, 2, 4, 8]}, "model.core": {"choices": ["gru", "lstm"]},
+                    **init_space(AttnRNNConfig)}
 
     def __init__(self, input_size: int, cfg: AttnRNNConfig):
         super().__init__()
-        self.rnn = {"gru": GRU, "lstm": LSTM}[cfg.cell](input_size, cfg)
+        self.rnn = {"gru": GRU, "lstm": LSTM}[cfg.core](input_size, cfg)
         self.heads, self.head_dim = cfg.heads, -(-cfg.hidden_size // cfg.heads)
         inner = self.heads * self.head_dim
         self.norm = nn.LayerNorm(cfg.hidden_size)
@@ -41,12 +42,11 @@ class AttnRNN(nn.Module):
 
     @staticmethod
     def base_model(cfg: AttnRNNConfig) -> str:
-        return cfg.cell
+        return cfg.core
 
     def _heads(self, h):
         """Queries, keys and values (B, heads, T, head_dim) of the normalised states."""
-        B, T, _ = h.shape
-        return self.qkv(self.norm(h)).view(B, T, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        return heads(self.qkv(self.norm(h)), self.heads, self.head_dim)
 
     def attend(self, h, last_only: bool = False):
         """The states plus causal attention over them (only the last step's when last_only)."""
@@ -60,10 +60,7 @@ class AttnRNN(nn.Module):
     def attention_weights(self, x):
         """(B, T, T) attention of each output step over the past steps, averaged over heads."""
         q, k, _ = self._heads(self.rnn(x))
-        T = q.shape[2]
-        scores = q @ k.transpose(-1, -2) / self.head_dim**0.5
-        scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1), float("-inf"))
-        return scores.softmax(-1).mean(1)
+        return causal_weights(q, k)
 
     def unroll(self, x) -> list:
         return self.rnn.unroll(x)

@@ -17,7 +17,7 @@ from suite.schema import STRICT
 @dataclass(config=STRICT)
 class IRNNConfig(RNNConfig):
     nonlinearity: Literal["tanh", "relu"] = "relu"
-    init: Literal["identity", "torch", "keras", "orthogonal"] = "identity"  # suite/models/init.py
+    init: Literal["identity", "torch", "keras", "orthogonal"] = "identity"  # suite/models/init.py (the first: default)
 
 
 class IRNN(RNN):

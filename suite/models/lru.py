@@ -16,12 +16,12 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 from torch import nn
 
-from suite.models.base import ModelConfig
+from suite.models.base import StackConfig
 from suite.schema import STRICT
 
 
 @dataclass(config=STRICT)
-class LRUConfig(ModelConfig):
+class LRUConfig(StackConfig):
     r_min: float = Field(default=0.9, ge=0, lt=1)  # the ring |λ| starts on (the paper: 0.9 for long sequences)
     r_max: float = Field(default=0.999, gt=0, lt=1)
     max_phase: float = Field(default=2 * math.pi, gt=0)  # λ's phase starts in [0, max_phase]

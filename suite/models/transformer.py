@@ -9,12 +9,13 @@ import torch.nn.functional as F
 from pydantic.dataclasses import dataclass
 from torch import nn
 
-from suite.models.base import ModelConfig
+from suite.models.attention import causal_weights, heads
+from suite.models.base import StackConfig
 from suite.schema import STRICT, PosInt
 
 
 @dataclass(config=STRICT)
-class TransformerConfig(ModelConfig):
+class TransformerConfig(StackConfig):
     heads: PosInt = 4  # attention heads (each ceil(hidden / heads) wide)
     ff_mult: PosInt = 2  # the feed-forward layer's width, in hidden sizes
 
@@ -33,8 +34,7 @@ class Block(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
 
     def heads_of(self, x):
-        B, T, _ = x.shape
-        return self.qkv(self.norm1(x)).view(B, T, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        return heads(self.qkv(self.norm1(x)), self.heads, self.head_dim)
 
     def forward(self, x):
         q, k, v = self.heads_of(x)
@@ -73,10 +73,7 @@ class Transformer(nn.Module):
         for block in self.blocks[:-1]:
             h = block(h)
         q, k, _ = self.blocks[-1].heads_of(h)
-        T = q.shape[2]
-        scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
-        scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1), float("-inf"))
-        return scores.softmax(-1).mean(1)
+        return causal_weights(q, k)
 
     def forward(self, x):  # (B, T, input) -> (B, T, hidden)
         h = self.inp(x) + self.positions(x.shape[1], self.norm.normalized_shape[0], x.device)

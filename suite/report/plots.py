@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from suite.report.tables import Board
+from suite.scoring import Board, fmt
 
 FIGSIZE = (5.6, 3.6)  # inches: on a phone the SVG shrinks less than a wider one, so its text stays readable
 FONT = {"font.size": 11, "axes.titlesize": 11, "legend.fontsize": 9}
@@ -173,19 +173,21 @@ def plot_losses(board: Board, histories: dict, path: Path, chance: float | None 
 
 
 def plot_size(board: Board, path: Path, chance: float | None = None) -> bool:
-    """Test metric against parameter count, a point a row (mean, bars: std over seeds); hover shows the numbers."""
+    """Test metric against parameter count, a point per row (mean, bars: std over seeds); hover shows the numbers.
+    Only drawn when the sizes differ: models matched to one budget would stack on one vertical line."""
     plt = plt_()
-    points = [(r, r.cells["n_params"], r.cells["test_metric"]) for r in board.rows]
-    points = [(r, x, y) for r, x, y in points if x["mean"] is not None and y["mean"] is not None]
-    if not points:
+    points = [(r, r.stats["n_params"], r.stats["test_metric"]) for r in board.rows]
+    points = [(r, x, y) for r, x, y in points if x.mean is not None and y.mean is not None]
+    if len(points) < 2 or max(x.mean for _, x, _ in points) < 1.05 * min(x.mean for _, x, _ in points):
         return False
     fig, ax = plt.subplots(figsize=FIGSIZE)
     titles = {}
     for i, (row, x, y) in enumerate(points):
-        bars = ax.errorbar([x["mean"]], [y["mean"]], yerr=[y["std"] or 0], fmt=marker(row.model), capsize=3,
+        bars = ax.errorbar([x.mean], [y.mean], yerr=[y.std or 0], fmt=marker(row.model), capsize=3,
                            color=colour(row.model), label=row.label, mfc="none" if row.tuned else None)
         bars[0].set_gid(f"point-{i}")
-        titles[f"point-{i}"] = f"{row.label}: {y['text']} with {x['text']} parameters ({len(row.runs)} seeds)"
+        titles[f"point-{i}"] = (f"{row.label}: {y.text(board.metric)} with {fmt(x.mean, 'count')} parameters "
+                                f"({len(row.runs)} seeds)")
     name = "accuracy" if board.metric == "acc" else "MSE"
     chance_line(ax, chance)
     ax.set(xlabel="parameters", ylabel=f"test {name}", title=f"{board.setting.label}: test {name} against size")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from suite.report.tables import Board, fmt
+from suite.scoring import Board, fmt
 
 REFERENCES = Path(__file__).resolve().parent.parent / "references.yaml"
 

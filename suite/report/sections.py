@@ -10,8 +10,9 @@ from pathlib import Path
 
 from suite.diagnostics import plot_gradflow
 from suite.report.plots import clean_svg, colour, plot_curves, plot_losses, plot_size
-from suite.report.store import Run, Setting
-from suite.report.tables import Board
+from suite.roles import Role
+from suite.runs import Run, Setting
+from suite.scoring import Board
 
 
 def _download(client, run: Run, name: str, tmp: str) -> Path | None:
@@ -176,7 +177,8 @@ def speed_rows(runs: list[Run]) -> list[dict]:
         rows.append({"run": r, "model": k[2], "task": k[0], "seq_len": k[1], "device": k[3], "batch": k[4],
                      "shape": f"{k[0]} T={k[1]}", "suite": m["suite_samples_per_s"],
                      "suite_text": x("suite_samples_per_s", ",.0f"), "raw": x("raw_samples_per_s", ",.0f"),
-                     "ratio": x("suite_vs_raw", ".3f"), "fused": x("fused_vs_cell", ".2f"),
+                     "ratio": x("suite_vs_raw", ".3f"),
+                     "fused": x("fused_vs_stepped" if "fused_vs_stepped" in m else "fused_vs_cell", ".2f"),
                      "attn": x("attn_vs_base_step_time", ".2f"), "compile": x("compile_vs_eager", ".2f"),
                      "data": format(100 * m["data_share"], ".1f") if "data_share" in m else "–",
                      "act": x("activation_mb", ".1f"), "hw": r.tags.get("gpu") or r.tags.get("cpu", "")})
@@ -186,8 +188,8 @@ def speed_rows(runs: list[Run]) -> list[dict]:
 def task_section(client, board: Board, by_role: dict, out: Path, tmp: str) -> dict:
     """Everything a task page shows for one setting: leaderboard, plots, tuning, gradient flow, attention."""
     s = board.setting
-    section = {"board": board, "figures": [], "studies": study_rows(client, by_role["study"], s, out, tmp),
-               "gradflow": gradflow_section(client, board, by_role["gradflow"], out, tmp),
+    section = {"board": board, "figures": [], "studies": study_rows(client, by_role[Role.STUDY], s, out, tmp),
+               "gradflow": gradflow_section(client, board, by_role[Role.GRADFLOW], out, tmp),
                "attention": attention_section(client, board, out, tmp)}
     if not any(r.runs for r in board.rows):
         return section

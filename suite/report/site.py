@@ -12,17 +12,17 @@ import shutil
 import tempfile
 from collections import defaultdict
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from suite.errors import UserError
 from suite.report.plots import FONT, plot_speed
 from suite.report.references import attach_references, load_references
 from suite.report.sections import horizon_section, reproduction_rows, speed_rows, task_section
-from suite.report.store import find_experiments, open_store, planned_cells, read_runs, registered
-from suite.report.tables import banners, boards, facts, write_csv
-from suite.stores import redact
+from suite.report.tables import banners, facts, write_csv
+from suite.roles import Role
+from suite.runs import find_experiments, open_store, planned_cells, read_runs, registered
+from suite.scoring import boards, unit_of
+from suite.stores import redact, ui_url
 
-DEFAULT_UI = "http://127.0.0.1:5000"
 HERE = Path(__file__).resolve().parent
 OWNED = ("index.html", "speed.html", "style.css", "summary.md", "leaderboard.csv", "plots", "img")  # and task-*.html
 
@@ -32,6 +32,7 @@ def _environment():
 
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.globals["unit_of"] = unit_of  # a statistic's number format
     return env
 
 
@@ -45,8 +46,8 @@ def _clear(out: Path):
             path.unlink()
 
 
-def build(uri: str, names: list[str] | None, profile: str | None, out: str | Path | None = None,
-          ui: str | None = None, auto: bool = False) -> Path:
+def write_site(uri: str, names: list[str] | None, profile: str | None, out: str | Path | None = None,
+               ui: str | None = None, auto: bool = False) -> Path:
     """Read the experiments, write the site into `out` (default reports/<first experiment>/); returns index.html."""
     import os
 
@@ -62,10 +63,7 @@ def build(uri: str, names: list[str] | None, profile: str | None, out: str | Pat
         raise UserError(f"no runs in experiment {', '.join(e.name for e in experiments)} of {redact(uri)}; "
                         "run `make benchmark` first")
     if ui is None:  # a tracking server serves its UI too; links never carry credentials
-        parts = urlsplit(uri)
-        server = parts.scheme in ("http", "https")
-        port = f":{parts.port}" if parts.port else ""
-        ui = f"{parts.scheme}://{parts.hostname}{port}{parts.path}" if server else DEFAULT_UI
+        ui = ui_url(uri)
     out = Path(out) if out else Path("reports") / re.sub(r"[^\w.-]+", "_", experiments[0].name)
     out.mkdir(parents=True, exist_ok=True)
     _clear(out)
@@ -75,14 +73,14 @@ def build(uri: str, names: list[str] | None, profile: str | None, out: str | Pat
     for r in runs:
         by_role[r.role].append(r)
     planned = planned_cells(experiments)
-    all_boards, figures = boards(by_role["cell"], planned), load_references()
+    all_boards, figures = boards(by_role[Role.CELL], planned), load_references()
     for board in all_boards:
         attach_references(board, figures)
     versions = registered(client)
     for row in (row for b in all_boards for row in b.rows):
         row.registered = [versions[r.id] for r in row.runs.values() if r.id in versions]
     env = _environment()
-    common = {"experiments": experiments, "ui": ui.rstrip("/") if ui else "", "speed": bool(by_role["speed"]),
+    common = {"experiments": experiments, "ui": ui.rstrip("/") if ui else "", "speed": bool(by_role[Role.SPEED]),
               "banners": banners(all_boards),
               "rebuild": "rnnbench report " + " ".join(f"--experiment {e.name}" for e in experiments)}
     tasks = defaultdict(list)
@@ -90,13 +88,13 @@ def build(uri: str, names: list[str] | None, profile: str | None, out: str | Pat
             tempfile.TemporaryDirectory() as tmp:
         for board in all_boards:
             tasks[board.setting.task].append(task_section(client, board, by_role, out, tmp))
-        sweeps = {r.tags.get("task") for r in by_role["sweep"]} - {None}
+        sweeps = {r.tags.get("task") for r in by_role[Role.SWEEP]} - {None}
         task_order = {t: i for i, t in enumerate(TASKS)}
         for task in sorted(sweeps - set(tasks), key=lambda t: (task_order.get(t, len(task_order)), t)):
             tasks[task] = []  # a sweep without a benchmark still gets its page
-        horizons = {t: horizon_section(client, by_role["sweep"], t, out, tmp) for t in tasks}
-        speed = speed_rows(by_role["speed"])
-        reproductions = reproduction_rows(by_role["reproduction"])
+        horizons = {t: h for t in tasks if (h := horizon_section(client, by_role[Role.SWEEP], t, out, tmp))}
+        speed = speed_rows(by_role[Role.SPEED])
+        reproductions = reproduction_rows(by_role[Role.REPRODUCTION])
         if speed:
             plot_speed(speed, out / "plots/speed.svg")
     common["tasks"] = list(tasks)
@@ -121,11 +119,12 @@ def build(uri: str, names: list[str] | None, profile: str | None, out: str | Pat
 def report(profile: str, names: list[str] | None, tracking: str | None, out: str | None, ui: str | None) -> int:
     """`rnnbench report`: the store from the flag, the environment or the profile's stores:, then the site."""
     from suite.config import StoresConfig
-    from suite.experiment import build_section, load_raw, resolve_profile
+    from suite.experiment import load_raw, resolve_profile, validated_section
     from suite.stores import tracking_uri
 
     raw, _, source = load_raw(profile)
-    uri = tracking_uri(tracking, build_section(StoresConfig, raw, "stores", source).tracking_uri)
-    index = build(uri, names, None if names else resolve_profile(profile), out=out, ui=ui, auto=profile == "auto")
+    uri = tracking_uri(tracking, validated_section(StoresConfig, raw, "stores", source).tracking_uri)
+    index = write_site(uri, names, None if names else resolve_profile(profile), out=out, ui=ui,
+                       auto=profile == "auto")
     print(f"Report: {index} (open {index.resolve().as_uri()})")
     return 0

@@ -29,13 +29,16 @@ SMOKE, FULL = ROOT / "configs/profiles/smoke.yaml", ROOT / "configs/profiles/ful
 SPEED = ROOT / "configs/experiments/speed.yaml"
 
 
-def cells_of(config: Path, sets=(), **narrow):
+def cells_of(config: Path, overrides: dict | None = None, **narrow):
+    """The cells of an experiment file (narrowed to some models or tasks), with some settings changed
+    (Experiment.overridden: config paths as in --set)."""
     from suite.experiment import load_experiment
 
-    return load_experiment(None, str(config), list(sets), announce=None, **narrow).cells
+    exp = load_experiment(None, str(config), announce=None, **narrow)
+    return exp.overridden(overrides, "gpu_check") if overrides else exp.cells
 
 
-def on(cell, device: str, **train):
+def on_device(cell, device: str, **train):
     """The cell on `device` (precision auto: bf16-mixed on CUDA), with other train settings if given."""
     return dataclasses.replace(cell, train=dataclasses.replace(cell.train, device=device, **train))
 
@@ -86,7 +89,7 @@ def _train_steps(cell, steps: int, queue=None) -> dict:
     training = Training(short)
     started = time.perf_counter()
     trainer_for(short, training.device, [training.speed], False, limit_val_batches=0).fit(
-        training.module, training.train)
+        training.module, training.train_batches)
     result = {"samples_per_s": training.speed.samples_per_s, "seconds": time.perf_counter() - started,
               "steps": calls * cell.train.steps_per_call}
     if queue is not None:
@@ -120,16 +123,13 @@ def packing_row(cell, jobs: int, steps: int) -> dict:
 
 def long_row(cell, steps: int) -> dict:
     r = _train_steps(cell, steps)
-    from suite.matrix import planned_steps
-
-    total = planned_steps(cell, cell.make_task())
+    total = cell.planned_steps
     per_step = cell.train.batch_size / r["samples_per_s"]
     return {"cell": cell.label, "steps_timed": r["steps"], "s_per_step": per_step, "planned_steps": total,
             "training_estimate_s": total * per_step}
 
 
 def checksum_rows(device: str) -> list[dict]:
-    from suite.schema import STRICT  # noqa: F401  (pydantic is there)
     from tasks import TASKS
     from tasks.base import SyntheticTask, checksum
 
@@ -146,18 +146,17 @@ def checksum_rows(device: str) -> list[dict]:
 
 def full_estimate(device: str, budget_s: float, jobs: int) -> dict:
     """Time each setting of the full profile briefly (until budget_s), price the rest by cost, then pack."""
-    from suite.dryrun import estimate, makespan
-    from suite.matrix import Clock
+    from suite.eta import Clock, estimate, makespan
 
-    cells = [on(c, device) for c in cells_of(FULL)]
-    settings = {c.label.rsplit(" · seed", 1)[0]: c for c in cells}
+    cells = [on_device(c, device) for c in cells_of(FULL)]
+    settings = {c.setting_key: c for c in cells}
     clock, timed, started = Clock(1), {}, time.perf_counter()
     for key, cell in settings.items():
         if time.perf_counter() - started > budget_s:
             break
         timed[key] = estimate(cell, os.cpu_count() or 1)
         clock.record(cell, timed[key])
-    each = [timed.get(c.label.rsplit(" · seed", 1)[0]) or clock.eta([c], {}) for c in cells]
+    each = [timed.get(c.setting_key) or clock.eta([c], {}) for c in cells]
     return {"cells": len(cells), "settings": len(settings), "settings_timed": len(timed),
             "one_at_a_time_h": sum(each) / 3600, f"packed_{jobs}_h": makespan(each, jobs) / 3600}
 
@@ -185,20 +184,21 @@ def run(device: str, out: Path, quick: bool) -> int:
     summary = {"environment": env}
     say(f"gpu_check on {device}: {env}")
     narrow = {"models": ["rnn", "lstm"], "tasks": ["adding", "copy"]} if quick else {}
-    summary["smoke"] = [smoke_row(on(c, device)) for c in cells_of(SMOKE, **narrow)]
+    summary["smoke"] = [smoke_row(on_device(c, device)) for c in cells_of(SMOKE, **narrow)]
     for r in summary["smoke"]:
         r["ok"] = smoke_ok(r, device)
         say(f"  smoke {r['cell']}: {'ok' if r['ok'] else 'FAILED'} · {r['precision']} · cudnn {r['cudnn_rnn']} · "
             f"{r['samples_per_s']:.0f} samples/s")
-    speed_cells = [on(c, device) for c in cells_of(SPEED, **({"models": ["lstm"], "tasks": ["adding"]} if quick
+    speed_cells = [on_device(c, device) for c in cells_of(SPEED, **({"models": ["lstm"], "tasks": ["adding"]} if quick
                                                                else {}))]
     rows = [measure(c, repeats=1 if quick else 3) for c in speed_cells]
     summary["speed"] = [{"cell": r.cell.label, **r.metrics()} for r in rows]
     say(speed_table(rows))
-    base = on(cells_of(FULL, ["task.seq_len=200"], models=["lstm"], tasks=["adding"])[0], device)
+    base = on_device(cells_of(FULL, {"task.seq_len": 200}, models=["lstm"], tasks=["adding"])[0], device)
     summary["packing"] = packing_row(base, PER_GPU if device == "cuda" else 2, 16 if quick else 400)
     say(f"  packing: {summary['packing']}")
-    long = on(cells_of(FULL, [f"task.seq_len={50 if quick else 1000}"], models=["lstm"], tasks=["copy"])[0], device)
+    long = on_device(cells_of(FULL, {"task.seq_len": 50 if quick else 1000}, models=["lstm"], tasks=["copy"])[0],
+                     device)
     summary["long_cell"] = long_row(long, 16 if quick else 300)
     say(f"  long cell: {summary['long_cell']}")
     summary["checksums"] = checksum_rows(device)

@@ -18,7 +18,7 @@ def gradflow(exp, task: str, checkpoint: str | None = None, tracking: str | None
     from suite.benchmark import store_for
     from suite.diagnostics import decay_per_step, hidden_grad_norms, unmeasurable
     from suite.logged_model import load_network
-    from suite.train import build, device_for
+    from suite.train import assemble, device_for
 
     cells = [c for c in exp.first_seed() if c.seq_len == exp.cells[0].seq_len]
     if checkpoint:  # read before anything is written
@@ -26,7 +26,7 @@ def gradflow(exp, task: str, checkpoint: str | None = None, tracking: str | None
             raise UserError("--checkpoint: measures one model's run; name it with --models")
         cells = [_checkpoint_cell(exp, tracking, checkpoint)]
         trained = {cells[0].model: checkpoint}
-    store = store_for(exp, tracking, experiment, kind="gradflow")
+    store = store_for(exp, tracking, experiment, family="gradflow")
     if not checkpoint:
         trained = _trained_runs(exp, cells, tracking, experiment, reuse_stale)
     curves, skipped, failed = {}, {}, [c for c in cells if c.model not in trained]
@@ -34,7 +34,7 @@ def gradflow(exp, task: str, checkpoint: str | None = None, tracking: str | None
         print(f"  FAILED {cell.label}: its training did not finish (see its run's error); not measured", flush=True)
     for cell in (c for c in cells if c.model in trained):
         device = device_for(cell)
-        task_obj, _, _, test, fresh = build(cell, device)
+        task_obj, _, _, test, fresh = assemble(cell, device)
         reason = unmeasurable(fresh.net.backbone)
         if reason:
             skipped[cell.model] = reason
@@ -80,28 +80,30 @@ def _trained_runs(exp, cells, tracking, experiment, reuse_stale) -> dict[str, st
     """Train (or find already trained) each model's cell in the benchmark's experiment: model -> run id (a cell
     whose training failed is left out)."""
     from suite.benchmark import store_for
-    from suite.matrix import run_matrix
-    from suite.tracking import finished_runs, result_of
+    from suite.matrix import Settings, cell_state, run_matrix
+    from suite.tracking import finished_runs
 
     bench = store_for(exp, tracking, experiment)
-    run_matrix(bench, cells, exp.name, reuse_stale=reuse_stale)
+    run_matrix(bench, cells, Settings(exp.name, reuse_stale=reuse_stale))
     found = finished_runs(bench, [c.config_hash for c in cells])
-    return {c.model: run.info.run_id for c in cells if (run := result_of(found, c)[0] or
-                                                        (result_of(found, c)[1] if reuse_stale else None))}
+    states = {c.model: cell_state(c, found, reuse_stale=reuse_stale) for c in cells}
+    return {model: state.run.info.run_id for model, state in states.items() if state.done}
 
 
 def _record(store, task, cells, measured, trained, curves, slopes, skipped, profile):
     from suite.diagnostics import plot_gradflow, to_csv
-    from suite.tracking import ROLE, log_metrics, parent_run
+    from suite.roles import TAG, Role
+    from suite.tracking import log_metrics, open_run
 
-    tags = {ROLE: "gradflow", "task": task, "profile": profile, "models": ",".join(c.model for c in measured),
+    tags = {TAG: Role.GRADFLOW, "task": task, "profile": profile, "models": ",".join(c.model for c in measured),
             "seq_len": str(cells[0].seq_len), "trained_runs": ",".join(trained[c.model] for c in measured),
             **{f"skipped.{m}": r for m, r in skipped.items()}}
-    with parent_run(store, f"gradflow-{task}", tags, heartbeat=False) as run:
-        log_metrics(store.client, run, {("grad_decay_per_step_init_" if k.endswith(" init") else "grad_decay_per_step_")
-                                        + k.split()[0]: v for k, v in slopes.items() if math.isfinite(v)})
-        store.client.log_text(run, to_csv(curves), "gradflow.csv")
+    with open_run(store, f"gradflow-{task}", tags, heartbeat=False) as run:
+        log_metrics(store.client, run.id, {("grad_decay_per_step_init_" if k.endswith(" init") else
+                                            "grad_decay_per_step_") + k.split()[0]: v
+                                           for k, v in slopes.items() if math.isfinite(v)})
+        store.client.log_text(run.id, to_csv(curves), "gradflow.csv")
         with tempfile.TemporaryDirectory() as tmp:
             plot_gradflow(curves, f"gradient flow on {task} T={cells[0].seq_len}", f"{tmp}/gradflow.png")
-            store.client.log_artifact(run, f"{tmp}/gradflow.png")
-    return run
+            store.client.log_artifact(run.id, f"{tmp}/gradflow.png")
+    return run.id

@@ -6,17 +6,18 @@ one sweep run that records each model's horizon.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tempfile
 
+from suite.config import Cell, HorizonConfig
 from suite.errors import UserError
+from suite.roles import TAG, Role
 
-MAJORITY = 0.51
 
-
-def horizon(solved: dict[int, list[bool]], min_share: float = MAJORITY) -> int | None:
+def horizon(solved: dict[int, list[bool]], min_share: float = HorizonConfig.min_share) -> int | None:
     """Longest T of the ladder solved in at least `min_share` of its seeds, every shorter T too.
 
-    `solved` maps each length to one flag a seed. None when even the shortest length is not solved.
+    `solved` maps each length to one flag per seed. None when even the shortest length is not solved.
     A length solved after an unsolved shorter one does not count: the horizon is where solving stops.
     """
     best = None
@@ -28,27 +29,24 @@ def horizon(solved: dict[int, list[bool]], min_share: float = MAJORITY) -> int |
     return best
 
 
-def sweep_cells(raw: dict, task: str, cfg, source: str):
-    """Every model at every length of the task's ladder and every seed, under the sweep's budget.
+def sweep_cells(cells: list[Cell], cfg: HorizonConfig, ladder: list[int]) -> list[Cell]:
+    """Every model at every length of the ladder and every seed, under the sweep's budget: the experiment's
+    cells of the task (one per model) with their length, seed and budget changed (Cell.overridden).
 
     Each run is also tested at twice its length (length generalisation: train at T, test at 2T).
     """
-    import math
-
-    from suite.experiment import plan
-
-    entry = dict((raw.get("tasks") or {}).get(task) or {})
-    train = dict(entry.get("train") or {})
-    if cfg.budget_steps:  # the same optimizer steps for every model and length (rounded up to whole epochs)
-        per_epoch = {**(raw.get("train") or {}), **train}.get("steps_per_epoch") or 100
-        train["epochs"] = math.ceil(cfg.budget_steps / per_epoch)
-    if cfg.budget_minutes:
-        train["max_minutes"] = cfg.budget_minutes
-    cells = []
-    for length in cfg.ladder(task):
-        at = {**entry, "seq_len": length, "train": {**train, "eval_seq_lens": [2 * length]}}
-        cells += plan({**raw, "tasks": {task: at}, "seeds": list(range(cfg.seeds))}, source)
-    return cells
+    models = list({c.model: c for c in cells}.values())  # one base cell per model
+    out = []
+    for length in ladder:
+        for seed in range(cfg.seeds):
+            for base in models:
+                values = {"task.seq_len": length, "train.eval_seq_lens": [2 * length], "seed": seed}
+                if cfg.budget_steps:  # the same optimizer steps for every model and length (whole epochs)
+                    values["train.epochs"] = math.ceil(cfg.budget_steps / base.train.batches_per_epoch)
+                if cfg.budget_minutes:
+                    values["train.max_minutes"] = cfg.budget_minutes
+                out.append(base.overridden(values, f"horizon T={length}"))
+    return out
 
 
 def summarise(outcomes, min_share: float) -> tuple[dict, dict, dict, dict]:
@@ -79,7 +77,7 @@ def table(horizons: dict, shares: dict, ratio: dict, at_2t: dict) -> str:
     rows = [[m, *(f"{shares.get((m, T), 0):.2f}" for T in lengths), str(h) if h else "none",
              *(f"{mean(ratio.get((m, T), []))}->{mean(at_2t.get((m, T), []))}" for T in lengths)]
             for m, h in horizons.items()]
-    from suite.summary import aligned
+    from suite.console import aligned
 
     return aligned(header, rows, left={0})
 
@@ -117,9 +115,9 @@ def sweep(exp, task: str, lengths=None, seeds=None, budget_steps=None, budget_mi
     failed (it counts as unsolved)."""
     from suite.benchmark import store_for
     from suite.config import horizon_config
-    from suite.matrix import run_matrix
-    from suite.packing import packing_for
-    from suite.tracking import ROLE, log_metrics, parent_run
+    from suite.matrix import Settings, run_matrix
+    from suite.packing import choose_packing
+    from suite.tracking import log_metrics, open_run
     from tasks import TASKS
 
     if not TASKS[task].has_length():
@@ -135,17 +133,19 @@ def sweep(exp, task: str, lengths=None, seeds=None, budget_steps=None, budget_mi
                                                "budget_steps": budget_steps or exp.horizon.budget_steps,
                                                "budget_minutes": budget_minutes or exp.horizon.budget_minutes}
     cfg = horizon_config({**{k: v for k, v in given.items() if k != "ladders"}, task: ladder}, "the command line")
-    cells = sweep_cells(exp.raw, task, cfg, exp.source)
-    pack = packing_for(cells, jobs)
-    store = store_for(exp, tracking, experiment, kind="horizon")
+    cells = sweep_cells([c for c in exp.cells if c.task == task], cfg, cfg.ladder(task))
+    pack = choose_packing(cells, jobs)
+    store = store_for(exp, tracking, experiment, family="horizon")
     budget = (f"{cfg.budget_steps} steps" if cfg.budget_steps else f"{cfg.budget_minutes} min" if cfg.budget_minutes
               else f"{cells[0].train.epochs} epochs")
-    tags = {ROLE: "sweep", "task": task, "profile": exp.name, "lengths": ",".join(map(str, ladder)),
+    tags = {TAG: Role.SWEEP, "task": task, "profile": exp.name, "lengths": ",".join(map(str, ladder)),
             "seeds": str(cfg.seeds), "budget": budget}
     print(f"horizon sweep on {task}: {len(cells)} runs (models × T={ladder} × {cfg.seeds} seeds)", flush=True)
-    with parent_run(store, f"horizon-{task}", tags) as parent:
-        outcomes = run_matrix(store, cells, exp.name, force=force, role="sweep_cell", reuse_stale=reuse_stale,
-                              tags={c.config_hash: {"mlflow.parentRunId": parent} for c in cells}, packing=pack)
+    with open_run(store, f"horizon-{task}", tags) as run:
+        parent = run.id
+        outcomes = run_matrix(store, cells, Settings(
+            exp.name, force=force, role=Role.SWEEP_CELL, reuse_stale=reuse_stale, packing=pack,
+            tags={c.config_hash: {"mlflow.parentRunId": parent} for c in cells}))
         horizons, shares, ratio, at_2t = summarise(outcomes, cfg.min_share)
         log_metrics(store.client, parent, {f"horizon_{m}": float(h or 0) for m, h in horizons.items()})
         rows = [{"model": m, "seq_len": T, "solved_share": s, "test_vs_chance": ratio.get((m, T)),

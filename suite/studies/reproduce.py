@@ -71,8 +71,9 @@ def reproduce(name: str, seeds: int = 3, epochs: int | None = None, tracking: st
     """Run both sides over `seeds` seeds; exit 0 when the means agree within the tolerance, else 1."""
     from suite.benchmark import store_for
     from suite.experiment import load_experiment
-    from suite.matrix import run_matrix
-    from suite.tracking import ROLE, log_metrics, parent_run
+    from suite.matrix import Settings, run_matrix
+    from suite.roles import TAG, Role
+    from suite.tracking import log_metrics, open_run
 
     if name not in REPRODUCTIONS:
         raise UserError(f"reproduce: unknown reproduction '{name}'; known: {', '.join(REPRODUCTIONS)}")
@@ -84,11 +85,12 @@ def reproduce(name: str, seeds: int = 3, epochs: int | None = None, tracking: st
     exp = load_experiment(config=str(CONFIGS / entry.config), seeds=range(seeds), announce=None,
                           sets=[f"train.epochs={epochs}"] if epochs else [])
     store = store_for(exp, tracking, experiment or "rnnbench-reproduce")
-    tags = {ROLE: "reproduction", "reproduction": name, "what": entry.what, "source": entry.source,
+    tags = {TAG: Role.REPRODUCTION, "reproduction": name, "what": entry.what, "source": entry.source,
             "metric": entry.metric, "tolerance": str(entry.tolerance)}
-    with parent_run(store, f"reproduce-{name}", tags) as parent:
-        outcomes = run_matrix(store, exp.cells, exp.name, force=force, role="repro_cell",
-                              tags={c.config_hash: {"mlflow.parentRunId": parent} for c in exp.cells})
+    with open_run(store, f"reproduce-{name}", tags) as run:
+        parent = run.id
+        outcomes = run_matrix(store, exp.cells, Settings(exp.name, force=force, role=Role.REPRO_CELL, tags={
+            c.config_hash: {"mlflow.parentRunId": parent} for c in exp.cells}))
         ours = {o.cell.seed: o.metrics.get(entry.metric) for o in outcomes if o.status in ("FINISHED", "SKIPPED")}
         if entry.reference is None:
             reference = dict.fromkeys(ours, entry.published)
@@ -102,13 +104,14 @@ def reproduce(name: str, seeds: int = 3, epochs: int | None = None, tracking: st
 
 
 def _reference_run(store, parent, entry, cell) -> float:
-    from suite.tracking import ROLE, log_metrics, parent_run
+    from suite.roles import TAG, Role
+    from suite.tracking import log_metrics, open_run
 
-    tags = {ROLE: "reference_run", "mlflow.parentRunId": parent, "seed": str(cell.seed), "source": entry.source,
+    tags = {TAG: Role.REFERENCE_RUN, "mlflow.parentRunId": parent, "seed": str(cell.seed), "source": entry.source,
             "keras_version": import_keras().__version__}
-    with parent_run(store, f"reference-s{cell.seed}", tags, heartbeat=False) as run:
+    with open_run(store, f"reference-s{cell.seed}", tags, heartbeat=False) as run:
         value = entry.reference(cell.seed, cell)
-        log_metrics(store.client, run, {entry.metric: value})
+        log_metrics(store.client, run.id, {entry.metric: value})
     print(f"reference seed {cell.seed}: {entry.metric} {value:.4f}", flush=True)
     return value
 
@@ -126,7 +129,7 @@ def compare(ours: dict, reference: dict, entry: Reproduction) -> dict:
 
 
 def table(ours: dict, reference: dict, result: dict, entry: Reproduction) -> str:
-    from suite.summary import aligned
+    from suite.console import aligned
 
     fmt = lambda v: "–" if v is None else f"{v:.4f}"  # noqa: E731
     rows = [[str(s), fmt(reference.get(s)), fmt(ours.get(s))] for s in sorted(set(ours) | set(reference))]

@@ -2,9 +2,10 @@
 
 For each model x task shape, interleaved repeats measure training samples/s (forward, backward, clip,
 optimizer step; warm-up excluded) of (a) the LightningModule under the Trainer with the task's own
-batches and (b) a plain loop over the same model, batches and optimizer; plus the fused kernel against
-a per-step nn.*Cell loop, attn_rnn against its base RNN, the share of a step spent making data, the
-memory a step holds for backward, and optionally torch.compile on against off.
+batches and (b) a plain ("raw") loop over the same model, batches and optimizer; plus the fused kernel
+against the same recurrence stepped in Python (the model's stepped()), attn_rnn against its base RNN, the
+share of a step spent making data, the memory a step holds for backward, and optionally torch.compile on
+against off.
 """
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ import torch
 import torch.nn.functional as F
 
 from suite.config import Cell
-from suite.errors import UserError
+from suite.errors import UserError, one_line
+from suite.provenance import environment
+from suite.roles import TAG, Role
 from suite.studies.speed_rows import SpeedRow, attach_attn_ratios, median, speed_table
-from suite.train import build, device_for, precision_for, trainer_for
+from suite.tracking import log_metrics, open_run
+from suite.train import assemble, device_for, precision_for, trainer_for
 
 
 def _sync(device):
@@ -28,12 +32,12 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def hand_loss(out, y, kind):
+def hand_loss(out, y, output_kind: str):
     """The loss written out by hand, as a user's own script would (tasks/base.py's table is not used on purpose:
     the raw loop is an independent baseline, and same_first_loss checks both compute the same)."""
-    if kind == "regress_last":
+    if output_kind == "regress_last":
         return F.mse_loss(out.float(), y)
-    if kind == "class_every":
+    if output_kind == "class_every":
         return F.cross_entropy(out.float().reshape(-1, out.shape[-1]), y.reshape(-1))
     return F.cross_entropy(out.float(), y)
 
@@ -41,9 +45,9 @@ def hand_loss(out, y, kind):
 def raw_throughput(cell: Cell, steps: int, warmup: int, backbone=None, compile: bool = False) -> dict:
     """Plain PyTorch: the same model, batches and optimizer, no Lightning. Returns samples/s and facts."""
     device = device_for(cell)
-    task, train, _, _, module = build(cell, device)
+    task, train, _, _, module = assemble(cell, device)
     net = module.net.to(device)
-    if backbone is not None:  # e.g. the nn.*Cell loop, same weights
+    if backbone is not None:  # e.g. the stepped recurrence, same weights
         net.backbone = backbone(net.backbone).to(device)
     opt = module.configure_optimizers()
     params = list(net.parameters())
@@ -79,7 +83,7 @@ def suite_throughput(cell: Cell, steps: int, warmup: int) -> dict:
     from suite.callbacks import TrainSpeed
 
     device = device_for(cell)
-    _, train, _, _, module = build(cell, device)
+    _, train, _, _, module = assemble(cell, device)
     k = cell.train.steps_per_call
     warm = max(1, math.ceil(warmup / k))
     calls = warm + max(1, math.ceil(steps / k))
@@ -93,7 +97,7 @@ def suite_throughput(cell: Cell, steps: int, warmup: int) -> dict:
 def saved_activation_mb(cell: Cell) -> float:
     """MB of tensors autograd keeps for one training step's backward (device-independent memory figure)."""
     device = device_for(cell)
-    _, train, _, _, module = build(cell, device)
+    _, train, _, _, module = assemble(cell, device)
     x, y = next(iter(train.batches))
     total = 0
     seen = set()
@@ -144,7 +148,7 @@ def measure(cell: Cell, repeats: int = 5, steps: int | None = None, warmup: int 
     from suite.models import MODELS
 
     suite, raw, loop, compiled, shares, monitored = [], [], [], [], [], []
-    loops = hasattr(MODELS[cell.model], "cell_loop")  # a backbone that can step its recurrence in Python
+    loops = hasattr(MODELS[cell.model], "stepped")  # a backbone that can step its recurrence in Python
     for repeat in range(repeats):
         for variant in ("suite", "raw") if repeat % 2 == 0 else ("raw", "suite"):  # neither always goes first
             if variant == "suite":
@@ -154,7 +158,7 @@ def measure(cell: Cell, repeats: int = 5, steps: int | None = None, warmup: int 
                 raw.append(r["samples_per_s"])
                 shares.append(r["data_share"])
         if loops:
-            loop.append(raw_throughput(cell, max(3, steps // 4), 1, backbone=lambda b: b.cell_loop())["samples_per_s"])
+            loop.append(raw_throughput(cell, max(3, steps // 4), 1, backbone=lambda b: b.stepped())["samples_per_s"])
         if compile:
             compiled.append(raw_throughput(cell, steps, warmup, compile=True)["samples_per_s"])
         if monitor is not None:
@@ -170,7 +174,7 @@ def measure(cell: Cell, repeats: int = 5, steps: int | None = None, warmup: int 
 def same_first_loss(cell: Cell) -> bool:
     """The raw loop and the suite compute the same loss on the same first batch (the same work is timed)."""
     device = device_for(cell)
-    task, train, _, _, module = build(cell, device)
+    task, train, _, _, module = assemble(cell, device)
     batch = next(iter(train.batches))
     raw = raw_throughput(cell, 0, 1)["first_loss"]  # one step: the loss before any update
     with torch.no_grad():
@@ -183,22 +187,41 @@ def speed(exp, repeats: int = 5, steps: int | None = None, compile: bool = False
     """`rnnbench speed`: every cell (first seed) measured, printed, and recorded as one run each; 1 when a cell
     could not be measured (the others still are)."""
     from suite.benchmark import store_for
-    from suite.tracking import ROLE, environment, log_metrics, parent_run
 
     if repeats < 1 or (steps is not None and steps < 1):
         raise UserError("--repeats and --steps: need at least 1")
     cells = exp.first_seed()
     store = store_for(exp, tracking, experiment or "rnnbench-speed")
     print(f"{len(cells)} cells, {repeats} interleaved repeats each (medians)", flush=True)
+    with contextlib.ExitStack() as stack:
+        monitor = _monitor(store, stack.enter_context(open_run(
+            store, "system-metrics-probe", {TAG: Role.SPEED_PROBE}, heartbeat=False))) if system_metrics else None
+        rows, failed = _measure_all(cells, repeats, steps, compile, monitor)
+    attach_attn_ratios(rows)
+    env = environment()
+    for r in rows:
+        c = r.cell
+        tags = {TAG: Role.SPEED, "model": c.model, "task": c.task, "seq_len": str(c.seq_len),
+                "device": device_for(c), "batch_size": str(c.train.batch_size), "config_hash": c.config_hash, **env}
+        with open_run(store, f"speed-{c.model}-{c.task}-T{c.seq_len}", tags, heartbeat=False) as run:
+            log_metrics(store.client, run.id, r.metrics())
+    if rows:
+        print(speed_table(rows))
+    print(f"Recorded in MLflow experiment {store.experiment} ({len(rows)} runs)")
+    for line in failed:
+        print(f"  {line}")
+    return 1 if failed else 0
+
+
+def _measure_all(cells, repeats, steps, compile, monitor) -> tuple[list[SpeedRow], list[str]]:
     rows, failed = [], []
-    monitor = _monitor(store) if system_metrics else None
     for i, cell in enumerate(cells, 1):
         try:
             r = measure(cell, repeats, steps, compile=compile, monitor=monitor)
         except UserError:
             raise
         except Exception as e:  # one cell's failure does not stop the others
-            failed.append(f"FAILED {cell.label}: {type(e).__name__}: {str(e).strip()[:300]}")
+            failed.append(f"FAILED {cell.label}: {one_line(e)[:300]}")
             print(f"[{i}/{len(cells)}] {failed[-1]}", flush=True)
             continue
         if not r.same_loss:
@@ -208,37 +231,16 @@ def speed(exp, repeats: int = 5, steps: int | None = None, compile: bool = False
         print(f"[{i}/{len(cells)}] {cell.model} · {cell.task} T={cell.seq_len}: suite {r.suite:.0f}/s, "
               f"raw {r.raw:.0f}/s, suite/raw {r.ratio:.3f}"
               + (f", with system metrics {r.monitored / r.suite:.3f}" if r.monitored else ""), flush=True)
-    attach_attn_ratios(rows)
-    env = environment()
-    for r in rows:
-        c = r.cell
-        tags = {ROLE: "speed", "model": c.model, "task": c.task, "seq_len": str(c.seq_len), "device": c.train.device,
-                "batch_size": str(c.train.batch_size), "config_hash": c.config_hash, **env}
-        with parent_run(store, f"speed-{c.model}-{c.task}-T{c.seq_len}", tags, heartbeat=False) as run:
-            log_metrics(store.client, run, r.metrics())
-    if rows:
-        print(speed_table(rows))
-    print(f"Recorded in MLflow experiment {store.experiment} ({len(rows)} runs)")
-    for line in failed:
-        print(f"  {line}")
-    return 1 if failed else 0
+    return rows, failed
 
 
-def _monitor(store):
-    """MLflow's system-metrics sampler at 10x the rate runs use (every second), logging to a probe run."""
-    import contextlib
-
+def _monitor(store, probe):
+    """MLflow's system-metrics sampler at 10x the rate runs use (every second), logging to the probe run."""
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
-
-    from suite.tracking import ROLE
-
-    probe = store.client.create_run(store.experiment_id, run_name="system-metrics-probe",
-                                    tags={ROLE: "speed_probe"}).info.run_id
-    store.client.set_terminated(probe, "FINISHED")
 
     @contextlib.contextmanager
     def sampling():
-        monitor = SystemMetricsMonitor(probe, sampling_interval=1, tracking_uri=store.uri)
+        monitor = SystemMetricsMonitor(probe.id, sampling_interval=1, tracking_uri=store.uri)
         monitor.start()
         try:
             yield

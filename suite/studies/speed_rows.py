@@ -18,7 +18,7 @@ class SpeedRow:
     cell: Cell
     suite: float  # samples/s, median
     raw: float
-    cell_loop: float | None = None  # samples/s of the nn.*Cell loop (models with cell_loop: rnn/lstm/gru)
+    stepped: float | None = None  # samples/s of the recurrence stepped in Python (models with stepped(): rnn/lstm/gru)
     compiled: float | None = None  # samples/s of the raw loop under torch.compile
     data_share: float = float("nan")
     activation_mb: float = float("nan")
@@ -34,8 +34,8 @@ class SpeedRow:
     def metrics(self) -> dict:
         m = {"suite_samples_per_s": self.suite, "raw_samples_per_s": self.raw, "suite_vs_raw": self.ratio,
              "data_share": self.data_share, "activation_mb": self.activation_mb}
-        if self.cell_loop:
-            m["fused_vs_cell"] = self.raw / self.cell_loop
+        if self.stepped:
+            m["fused_vs_stepped"] = self.raw / self.stepped
         if self.compiled:
             m["compile_vs_eager"] = self.compiled / self.raw
         if self.peak_mb is not None:
@@ -62,14 +62,14 @@ def attach_attn_ratios(rows: list[SpeedRow]):
 
 
 def speed_table(rows: list[SpeedRow]) -> str:
-    header = ("model", "task", "T", "suite/s", "raw/s", "suite/raw", "fused/cell", "attn/base", "data %",
+    header = ("model", "task", "T", "suite/s", "raw/s", "suite/raw", "fused/stepped", "attn/base", "data %",
               "act MB", "compile" if any(r.compiled for r in rows) else "")
     body = []
     for r in rows:
         body.append((r.cell.model, r.cell.task, str(r.cell.seq_len), f"{r.suite:.0f}", f"{r.raw:.0f}",
-                     f"{r.ratio:.3f}", f"{r.raw / r.cell_loop:.2f}x" if r.cell_loop else "-",
+                     f"{r.ratio:.3f}", f"{r.raw / r.stepped:.2f}x" if r.stepped else "-",
                      f"{r.attn_vs_base:.2f}x" if r.attn_vs_base else "-", f"{100 * r.data_share:.1f}",
                      f"{r.activation_mb:.1f}", f"{r.compiled / r.raw:.2f}x" if r.compiled else ""))
-    from suite.summary import aligned
+    from suite.console import aligned
 
     return aligned(header, body, left={0, 1})

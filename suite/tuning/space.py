@@ -4,10 +4,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import yaml
-from pydantic import ValidationError
-
-from suite.config import Cell, TrainConfig
+from suite.config import Cell
 from suite.errors import UserError
 from suite.yamlio import read_yaml
 
@@ -45,10 +42,9 @@ def default_space(model: str) -> dict:
     return {**TRAIN_SPACE, **getattr(MODELS[model], "search_space", {})}
 
 
-def load_space(model: str, base_raw: dict, path: str | None = None) -> list[Param]:
-    """The model's search space (or the YAML at `path`), each end of each range checked as a config."""
-    from suite.experiment import apply_sets, plan
-
+def load_space(model: str, cells: list[Cell], path: str | None = None) -> list[Param]:
+    """The model's search space (or the YAML at `path`), each end of each range checked on each of its cells as a
+    setting of that cell (Cell.overridden)."""
     where_from = str(path) if path else f"{model}'s search space"
     if path:
         data = read_yaml(Path(path), "--space")
@@ -77,31 +73,13 @@ def load_space(model: str, base_raw: dict, path: str | None = None) -> list[Para
             if spec.get("log") and low <= 0:
                 raise UserError(f"{where}: a log range needs low > 0 (got {low})")
             param, probes = Param(key, low, high, bool(spec.get("log")), spec.get("step")), [low, high]
-        for value in probes:  # every end of the range must make a valid config
-            plan(apply_sets(base_raw, [f"{key}={_yaml(value)}"]), f"{where_from} ({key}={value})")
+        for value in probes:  # every end of the range must make a valid cell
+            for cell in cells:
+                cell.overridden({key: value}, f"{where_from} ({key}={value})")
         space.append(param)
     return space
 
 
-def _yaml(value) -> str:
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
-
-
 def with_params(cell: Cell, params: dict) -> Cell:
     """The cell with a trial's (or a study's best) parameters applied, validated like any config."""
-    from suite.models import MODELS
-    from tasks import TASKS
-
-    sections = {"model": dataclasses.asdict(cell.model_cfg), "train": dataclasses.asdict(cell.train),
-                "task": dataclasses.asdict(cell.task_cfg)}
-    for key, value in params.items():
-        head, _, name = key.partition(".")
-        if head not in sections or not name:
-            raise UserError(f"search space: {key}: keys start with model., train. or task.")
-        sections[head][name] = value
-    try:
-        return dataclasses.replace(cell, model_cfg=MODELS[cell.model].Config(**sections["model"]),
-                                   train=TrainConfig(**sections["train"]),
-                                   task_cfg=TASKS[cell.task].Config(**sections["task"]))
-    except (ValidationError, TypeError) as e:
-        raise UserError(f"search space: {e}".splitlines()[0]) from None
+    return cell.overridden(params, "search space")

@@ -40,7 +40,8 @@ def tune(exp: Experiment, tracking: str | None = None, experiment: str | None = 
     cells = list({(c.model, c.task, c.seq_len): c for c in exp.first_seed()}.values())
     if study and len(cells) > 1:
         raise UserError(f"--study: names one study but this tunes {len(cells)}; add --model and --task")
-    spaces = {c.model: load_space(c.model, {**exp.raw, "models": [c.model]}, space) for c in cells}  # checked first
+    spaces = {c.model: load_space(c.model, [m for m in exp.first_seed() if m.model == c.model], space)
+              for c in cells}  # checked first
     uri = tracking_uri(tracking, exp.stores.tracking_uri)
     url = storage_url(storage, uri, exp.stores.optuna_storage)
     open_storage(url)  # a bad URL or an unreachable database stops here, before anything is recorded
@@ -69,8 +70,9 @@ def tune(exp: Experiment, tracking: str | None = None, experiment: str | None = 
 def tune_study(store, profile, cell, name, url, budget, space, workers, worker_args, timeout) -> list[str]:
     """One study: its parent run (found again when topped up), then 1 worker here or K worker processes.
     Returns a line for each failure (a trial that crashed or diverged, a worker that did not finish)."""
+    from suite.roles import TAG, Role
     from suite.stores import redact
-    from suite.tracking import ROLE, parent_run
+    from suite.tracking import open_run
     from suite.tuning.objective import make_objective
     from suite.tuning.storage import claim_lock
     from suite.tuning.worker import make_study, run_worker
@@ -81,12 +83,13 @@ def tune_study(store, profile, cell, name, url, budget, space, workers, worker_a
         created = make_study(name, url, budget, epochs=cell.train.epochs)
         for key, value in facts.items():
             created.set_user_attr(f"budget.{key}", value)
-        found = store.client.search_runs([store.experiment_id], f"tags.study = '{name}' and tags.{ROLE} = 'study'",
-                                         max_results=1)
+        found = store.client.search_runs([store.experiment_id],
+                                         f"tags.study = '{name}' and tags.{TAG} = '{Role.STUDY}'", max_results=1)
         reopen = found[0].info.run_id if found else _new_study_run(store, name, cell, profile, redact(url), facts)
     print(f"study {name}: {budget.trials} trials, {cell.train.epochs} epochs each, pruner {budget.pruner} · "
           f"storage {redact(url)}", flush=True)
-    with parent_run(store, f"study-{name}", {}, reopen=reopen) as parent:
+    with open_run(store, f"study-{name}", {}, resume=reopen) as run:
+        parent = run.id
         if workers == 1:
             result, failed = run_worker(name, url, cell, make_objective(store, cell, space, profile, parent),
                                         budget, budget.trials, store, timeout=timeout)
@@ -109,13 +112,16 @@ def tune_study(store, profile, cell, name, url, budget, space, workers, worker_a
 
 
 def _new_study_run(store, name, cell, profile, storage, facts) -> str:
+    """The study's run, made under the study's lock so that workers starting together make one; tune_study then
+    opens it (tracking.open_run) as every run is."""
     from mlflow.entities import Param
 
-    from suite.tracking import ROLE
+    from suite.roles import TAG, Role
+    from suite.tracking import create_run
 
-    run_id = store.client.create_run(store.experiment_id, run_name=f"study-{name}", tags={
-        ROLE: "study", "study": name, "model": cell.model, "task": cell.task, "seq_len": str(cell.seq_len),
-        "profile": profile, "storage": storage}).info.run_id
+    run_id = create_run(store, f"study-{name}", {
+        TAG: Role.STUDY, "study": name, "model": cell.model, "task": cell.task, "seq_len": str(cell.seq_len),
+        "profile": profile, "storage": storage})
     store.client.log_batch(run_id, params=[Param(f"budget.{k}", str(v)) for k, v in facts.items()])
     return run_id
 

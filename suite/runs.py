@@ -1,19 +1,21 @@
-"""The report's view of the MLflow store: runs by the role their command wrote, and what was planned."""
+"""Runs as they are read back from the store: the experiments a command reads, their runs (every page), what was
+planned and what is registered. The scores (suite/scoring.py), the report and `rnnbench register` read these."""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
 from suite.errors import UserError
-from suite.stores import redact
-from suite.tracking import ROLE, plan_blocks
+from suite.roles import TAG
+from suite.stores import every, redact
+from suite.tracking import plan_blocks
 
-COMPANIONS = ("horizon", "tune", "gradflow")  # rnnbench-<kind>-<profile>, reported with rnnbench-<profile>
+COMPANIONS = ("horizon", "tune", "gradflow")  # rnnbench-<family>-<profile>, reported with rnnbench-<profile>
 
 
 @dataclass
 class Run:
-    """One MLflow run, as the report reads it."""
+    """One MLflow run, as the scores and the report read it."""
 
     id: str
     experiment_id: str
@@ -26,9 +28,9 @@ class Run:
 
     @property
     def role(self) -> str:
-        """What the run is, as the command that made it wrote: cell, trial, sweep, sweep_cell, study, speed,
-        gradflow (suite/tracking.py: ROLE); "other" for runs rnnbench did not make."""
-        return self.tags.get(ROLE, "other")
+        """What the run is, as the command that made it wrote (suite/roles.py); "other" for runs rnnbench did not
+        make."""
+        return self.tags.get(TAG, "other")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Setting:
 
     @property
     def slug(self) -> str:
+        """The setting in a file name or page anchor."""
         return re.sub(r"[^a-z0-9]+", "-", self.label.lower()).strip("-")
 
 
@@ -53,7 +56,7 @@ def setting_of(run: Run) -> Setting:
 
 
 def open_store(uri: str):
-    """An MlflowClient on the store, after checking it is there (never creating an empty one)."""
+    """The client on the store, after checking it is there (never creating an empty one)."""
     from suite.stores import check_store, open_client
 
     check_store(uri, read_only=True)
@@ -67,18 +70,18 @@ def find_experiments(client, uri: str, names: list[str] | None, profile: str | N
     if not names and auto and client.get_experiment_by_name(f"rnnbench-{profile}") is None:
         from suite.experiment import PROFILES
 
-        held = [e for e in client.search_experiments(max_results=1000) if e.name.removeprefix("rnnbench-") in PROFILES]
+        held = [e for e in every(client.search_experiments) if e.name.removeprefix("rnnbench-") in PROFILES]
         if held:
             profile = max(held, key=lambda e: e.last_update_time or 0).name.removeprefix("rnnbench-")
             print(f"profile auto → {profile} (the newest results in {redact(uri)})", flush=True)
     wanted = names or [f"rnnbench-{profile}"]
-    optional = [] if names else [*(f"rnnbench-{k}-{profile}" for k in COMPANIONS), "rnnbench-speed",
+    optional = [] if names else [*(f"rnnbench-{f}-{profile}" for f in COMPANIONS), "rnnbench-speed",
                                  "rnnbench-reproduce"]
     found = []
     for name in wanted:
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
-            known = sorted(e.name for e in client.search_experiments(max_results=1000) if e.name != "Default")
+            known = sorted(e.name for e in every(client.search_experiments) if e.name != "Default")
             there = f"experiments there: {', '.join(known)}" if known else "it has none; run `make benchmark` first"
             raise UserError(f"unknown experiment '{name}' in {redact(uri)}; {there}")
         found.append(experiment)
@@ -87,14 +90,10 @@ def find_experiments(client, uri: str, names: list[str] | None, profile: str | N
 
 def read_runs(client, experiment_id: str) -> list[Run]:
     """Every active run of the experiment, oldest first."""
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], max_results=1000, page_token=token)
-        runs += [Run(r.info.run_id, r.info.experiment_id, r.info.status, r.info.start_time or 0, r.info.run_name or "",
-                     dict(r.data.tags), dict(r.data.params), dict(r.data.metrics)) for r in page]
-        token = page.token
-        if not token:
-            return sorted(runs, key=lambda r: (r.start, r.id))
+    runs = [Run(r.info.run_id, r.info.experiment_id, r.info.status, r.info.start_time or 0, r.info.run_name or "",
+                dict(r.data.tags), dict(r.data.params), dict(r.data.metrics))
+            for r in every(client.search_runs, [experiment_id])]
+    return sorted(runs, key=lambda r: (r.start, r.id))
 
 
 def registered(client) -> dict[str, dict]:
@@ -102,8 +101,8 @@ def registered(client) -> dict[str, dict]:
     from mlflow.exceptions import MlflowException
 
     try:
-        models = client.search_registered_models("name LIKE 'rnnbench-%'", max_results=1000)
-        versions = client.search_model_versions("name LIKE 'rnnbench-%'", max_results=10_000)
+        models = every(client.search_registered_models, "name LIKE 'rnnbench-%'")
+        versions = every(client.search_model_versions, "name LIKE 'rnnbench-%'")
     except MlflowException:  # a store without a registry
         return {}
     champions = {(m.name, str(v)) for m in models for a, v in m.aliases.items() if a == "champion"}

@@ -1,0 +1,293 @@
+"""The scores: each task setting's leaderboard, computed once from the runs, with its verdicts (suite/compare.py).
+
+The terminal table (suite/console.py), the report's pages, summary.md and leaderboard.csv (suite/report/) and
+`rnnbench register` read these objects and only format them, so none of them can disagree with another.
+
+A row is one model (tuned or not, with one init scheme) on one setting. Its statistics are over the newest
+finished run of each seed; a seed whose every run failed or stopped counts in `failed`, a planned seed with no
+run in `missing`, and neither enters a statistic. Numbers are written the same way everywhere (FORMATS).
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from suite.compare import Verdict, decide, interval
+from suite.runs import Run, Setting, setting_of
+
+FORMATS = {"acc": ".3f", "mse": ".3g", "ratio": ".3f", "count": ",.0f", "rate": ",.0f", "seconds": ".1f"}
+SETTINGS = (("train.epochs", "epochs"), ("train.steps_per_epoch", "steps/epoch"), ("train.batch_size", "batch"),
+            ("train.lr", "lr"), ("model.hidden_size", "hidden"), ("model.num_layers", "layers"),
+            ("model.init", "init"), ("model.nonlinearity", "nonlinearity"))  # shown beside each row, from params
+
+
+def fmt(value: float, unit: str) -> str:
+    """A number as every table writes it: unit is acc, mse, ratio, count, rate or seconds."""
+    return format(value, FORMATS[unit])
+
+
+def finite(values) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
+@dataclass
+class Stat:
+    """One statistic of a row over its seeds: the finite values, their mean, sample std (None for one value) and
+    Student-t 95% interval of the mean (None for fewer than two values)."""
+
+    values: list[float]
+    mean: float | None = None
+    std: float | None = None
+    ci: tuple[float, float] | None = None
+    mark: str = ""  # "best": beats every other row beyond seed noise; "tied": cannot be told from the best; ""
+
+    @classmethod
+    def of(cls, values) -> Stat:
+        values = finite(values)
+        if not values:
+            return cls([])
+        return cls(values, statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None,
+                   interval(values))
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    def text(self, unit: str, spread: bool = True) -> str:
+        """"mean ± std" (the mean alone for one value or without spread), "–" when there is none."""
+        if self.mean is None:
+            return "–"
+        if self.std is None or not spread:
+            return fmt(self.mean, unit)
+        return f"{fmt(self.mean, unit)} ± {fmt(self.std, unit)}"
+
+    def ci_text(self, unit: str) -> str:
+        return f"95% CI {fmt(self.ci[0], unit)} to {fmt(self.ci[1], unit)}" if self.ci else ""
+
+
+# The statistics of every row: key -> (the run metric it is read from, unit, which way is better (None: no
+# verdict), whether a winner must also be clear of chance). test_metric is test_acc or test_mse by the board.
+STATS = {"test_metric": (None, None, "better", True), "test_loss": ("test_loss", "ratio", None, False),
+         "test_vs_chance": ("test_vs_chance", "ratio", "min", True), "n_params": ("n_params", "count", None, False),
+         "train_samples_per_s": ("train_samples_per_s", "rate", "max", False),
+         "epoch_time_s": ("epoch_time_s", "seconds", None, False)}
+
+
+@dataclass
+class Row:
+    """A model (tuned or not, with one init scheme) on one setting."""
+
+    model: str
+    tuned: bool
+    init: str = ""  # the runs' initialisation scheme (tag `init`)
+    show_init: bool = False  # the board holds this model with several schemes: say which
+    runs: dict = field(default_factory=dict)  # seed -> the newest FINISHED run
+    failed: dict = field(default_factory=dict)  # seed -> its newest run, none of the seed's having finished
+    missing: list = field(default_factory=list)  # seeds a benchmark planned that have no run at all
+    stats: dict = field(default_factory=dict)  # STATS key -> Stat
+    solved: tuple[int, int] | None = None  # (seeds solved, seeds scored) when the task has a solve rule
+    settings: dict = field(default_factory=dict)  # the runs' hyperparameters (SETTINGS), as shown beside the board
+    reference: dict | None = None  # a published figure beside this row (attached by suite/report/references.py)
+    registered: list = field(default_factory=list)  # its runs' Model Registry versions (attached by the report)
+
+    @property
+    def label(self) -> str:
+        name = f"{self.model} · {self.init}" if self.show_init else self.model
+        return f"{name} (tuned)" if self.tuned else name
+
+    @property
+    def studies(self) -> list[str]:
+        return sorted({r.tags["study"] for r in self.runs.values() if "study" in r.tags})
+
+    @property
+    def code_versions(self) -> int:
+        """Distinct code fingerprints among the runs shown: more than one means the seeds ran different code."""
+        return len({r.tags.get("code_fingerprint", "") for r in self.runs.values()})
+
+    def best_run(self, metric: str) -> Run:
+        """The seed's run with the best test metric (acc: highest; mse: lowest)."""
+        key, pick = f"test_{metric}", max if metric == "acc" else min
+        return pick(self.runs.values(), key=lambda r: r.metrics.get(key, float("nan")))
+
+
+@dataclass
+class Board:
+    """One setting's leaderboard: its rows and the verdict of its test metric column."""
+
+    setting: Setting
+    rows: list[Row]
+    metric: str  # acc or mse
+    verdict: Verdict = field(default_factory=lambda: Verdict(None, [], "one model: nothing to compare"))
+    context: str = ""  # the data, profile and budget the runs shown were trained with
+    would_rerun: list[str] = field(default_factory=list)  # seeds whose run's code differs from this checkout's
+    references: list = field(default_factory=list)  # published figures that match (attached by the report)
+    incomparable: list = field(default_factory=list)  # published figures whose protocol differs, and why
+
+    @property
+    def columns(self) -> list[tuple[str, str]]:
+        """(statistic, header) of the columns a leaderboard shows, in order."""
+        name = "test accuracy" if self.metric == "acc" else "test MSE"
+        solved = [("solved", "solved")] if any(r.solved for r in self.rows) else []
+        return [("test_metric", name), ("test_vs_chance", "test loss / chance"), *solved, ("n_params", "params"),
+                ("train_samples_per_s", "train samples/s")]
+
+    @property
+    def mixed_code(self) -> list[str]:
+        """Rows whose seeds ran different versions of the code (each model's code is its own, so only a mix within
+        a row says the results are not one experiment)."""
+        return [row.label for row in self.rows if row.code_versions > 1]
+
+    @property
+    def problems(self) -> list[dict]:
+        """Failed and missing cells, one entry a seed."""
+        out = []
+        for row in self.rows:
+            out += [{"row": row, "seed": s, "run": r, "status": _status(r), "error": r.tags.get("error", "")}
+                    for s, r in sorted(row.failed.items())]
+            out += [{"row": row, "seed": s, "run": None, "status": "MISSING", "error": "planned, never run"}
+                    for s in row.missing]
+        return out
+
+
+def unit_of(key: str, metric: str) -> str:
+    return metric if key == "test_metric" else STATS[key][1]
+
+
+def _status(run: Run) -> str:
+    """A run's status; a RUNNING one whose worker is gone or silent says it is stale (reading writes nothing, so
+    it does not reap it: the next job does)."""
+    from suite.cluster import stale_from
+
+    stale = run.status == "RUNNING" and stale_from(run.tags, run.start) is not None
+    return "RUNNING but stale (its worker is gone or silent)" if stale else run.status
+
+
+def boards(runs: list[Run], planned: set | None = None) -> list[Board]:
+    """One leaderboard a setting, a row a model (and its tuned variant, and each init scheme), scored over seeds.
+
+    `runs` are cell runs oldest first: a seed's newest finished run counts, else its newest run (failed).
+    `planned`: (model, setting, seed) of every cell a benchmark planned; those with no run are missing.
+    """
+    from suite.models import MODELS
+    from tasks import TASKS
+    from tasks.base import OUTPUT_KINDS
+
+    latest, rows = {}, {}
+    for run in runs:
+        key = (setting_of(run), run.tags["model"], run.tags.get("tuned") == "true", run.tags.get("init", ""),
+               int(run.tags["seed"]))
+        if run.status == "FINISHED" or latest.get(key, run).status != "FINISHED":
+            latest[key] = run
+    for (setting, model, tuned, init, seed), run in latest.items():
+        row = rows.setdefault((setting, model, tuned, init), Row(model, tuned, init))
+        (row.runs if run.status == "FINISHED" else row.failed)[seed] = run
+    inits = defaultdict(set)
+    for setting, model, tuned, init in rows:
+        inits[(setting, model, tuned)].add(init)
+    for (setting, model, tuned, _), row in rows.items():
+        row.show_init = len(inits[(setting, model, tuned)]) > 1
+    have = {(m, s, seed) for (s, m, _, _, seed) in latest}
+    for model, setting, seed in sorted(planned or (), key=lambda c: (c[1].task, c[1].seq_len, c[1].variant, c[0],
+                                                                      c[2])):
+        if (model, setting, seed) not in have:
+            rows.setdefault((setting, model, False, ""), Row(model, False)).missing.append(seed)
+
+    def rank(name, order):
+        return order.index(name) if name in order else len(order)
+
+    def metric_of(setting, mine):
+        if setting.task in TASKS:
+            return OUTPUT_KINDS[TASKS[setting.task].output_kind].metric
+        return next(("acc" if "test_acc" in r.metrics else "mse" for row in mine for r in row.runs.values()), "acc")
+
+    out = []
+    settings = sorted({s for s, *_ in rows}, key=lambda s: (rank(s.task, list(TASKS)), s.task, s.seq_len, s.variant))
+    for setting in settings:
+        mine = sorted((r for (s, *_), r in rows.items() if s == setting),
+                      key=lambda r: (rank(r.model, list(MODELS)), r.model, r.tuned, r.init))
+        board = Board(setting, mine, metric_of(setting, mine))
+        score(board)
+        _context(board)
+        board.would_rerun = _would_rerun(board)
+        out.append(board)
+    return out
+
+
+def score(board: Board):
+    """Every row's statistics, and each column's verdict: the best row is marked only beyond seed noise."""
+    for row in board.rows:
+        for key, (metric, *_) in STATS.items():
+            row.stats[key] = Stat.of(r.metrics.get(metric or f"test_{board.metric}") if key != "test_vs_chance"
+                                     else _vs_chance(r) for r in row.runs.values())
+        flags = [r.metrics["solved"] for r in row.runs.values() if "solved" in r.metrics]
+        if row.runs and len(flags) == len(row.runs):
+            row.solved = (sum(f == 1 for f in flags), len(flags))
+    scored = [i for i, r in enumerate(board.rows) if r.runs]
+    ratios = {i: board.rows[i].stats["test_vs_chance"].values for i in scored}
+    for key, (_, _, better, clear_of_chance) in STATS.items():
+        if better is None:
+            continue
+        higher = board.metric == "acc" if better == "better" else better == "max"
+        verdict = decide({i: board.rows[i].stats[key].values for i in scored}, higher,
+                         ratios if clear_of_chance else None)
+        for i, row in enumerate(board.rows):
+            row.stats[key].mark = "best" if i == verdict.winner else "tied" if verdict.winner is None and \
+                i in verdict.top else ""
+        if key == "test_metric":
+            board.verdict = verdict
+
+
+def _vs_chance(run: Run) -> float | None:
+    m = run.metrics
+    return m.get("test_vs_chance", m["test_loss"] / m["chance_loss"] if m.get("chance_loss") and "test_loss" in m
+                 else None)
+
+
+def _values(runs, key: str, generated: bool = True) -> str:
+    """The distinct values of a param (or tag) over the runs; an unset steps_per_epoch says what it means."""
+    def shown(r):
+        value = str(r.params.get(key, r.tags.get(key, "")))
+        if key == "train.steps_per_epoch" and value == "None":
+            return "100 (default)" if generated else "full pass"
+        return value
+
+    return ", ".join(dict.fromkeys(shown(r) for r in runs)) or "–"
+
+
+def _context(board: Board):
+    """The data, profile and budget of the runs shown, and each row's own hyperparameters and init."""
+    from tasks import TASKS
+    from tasks.base import SyntheticTask
+
+    runs = [r for row in board.rows for r in row.runs.values()]
+    if not runs or not any(r.params for r in runs):
+        return
+    task = TASKS.get(board.setting.task)
+    generated = task is None or issubclass(task, SyntheticTask)
+    data = ", ".join(sorted({r.tags.get("data_source", "?") for r in runs}))
+    board.context = (f"data {data} · profile {_values(runs, 'profile')} · {_values(runs, 'train.epochs')} epochs"
+                     + (f" × {_values(runs, 'train.steps_per_epoch', generated)} steps" if any(
+                         r.params.get("train.steps_per_epoch") not in (None, "None") for r in runs) else ""))
+    for row in board.rows:
+        mine = list(row.runs.values())
+        row.settings = {label: _values(mine, key, generated) for key, label in SETTINGS
+                        if mine and any(key in r.params for r in mine)}
+
+
+def _would_rerun(board: Board) -> list[str]:
+    """The seeds whose run's code differs from this checkout's: a benchmark would train them again."""
+    from suite.fingerprint import code_fingerprint
+    from suite.models import MODELS
+    from tasks import TASKS
+
+    s, out = board.setting, []
+    for row in board.rows:
+        if row.model not in MODELS or s.task not in TASKS or not any(r.params for r in row.runs.values()):
+            continue
+        today = code_fingerprint(row.model, s.task)
+        out += [f"{row.label} seed {seed}" for seed, r in sorted(row.runs.items())
+                if r.tags.get("code_fingerprint", "") != today]
+    return out
+
