@@ -4,13 +4,14 @@ import math
 import torch
 from pydantic.dataclasses import dataclass
 
-from suite.schema import STRICT, PosInt
+from suite.schema import STRICT, PosInt, Share
 from tasks.base import SyntheticTask
 
 
 @dataclass(config=STRICT)
 class ToyTaskConfig:
     seq_len: PosInt = 8  # T: steps, the first one carrying the sign
+    solved_acc: Share = 0.9  # solved at this test accuracy (the base class's is_solved reads it)
 
 
 class ToyTask(SyntheticTask):
@@ -25,9 +26,6 @@ class ToyTask(SyntheticTask):
 
     def chance_loss(self):
         return math.log(2)
-
-    def is_solved(self, metric):
-        return metric >= 0.9
 
     def make_batch(self, n, generator, device):
         x = torch.randn(n, self.cfg.seq_len, 1, generator=generator, device=device)
