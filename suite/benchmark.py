@@ -45,7 +45,7 @@ def benchmark(exp: Experiment, tracking: str | None = None, experiment: str | No
     `jobs` (--jobs, --jobs-per-gpu) packs cells side by side; `dry_run` only prints the plan and its estimate."""
     from suite.cluster import parse_shard
     from suite.cluster import shard as cluster_shard
-    from suite.console import results_table
+    from suite.console import overall_block, results_table
     from suite.matrix import Settings, run_matrix
     from suite.packing import choose_packing
     from suite.stores import DEFAULT_UI, tracking_uri, ui_url
@@ -78,6 +78,7 @@ def benchmark(exp: Experiment, tracking: str | None = None, experiment: str | No
     outcomes = run_matrix(store, cells, Settings(exp.name, force=force, tags=tags, reuse_stale=reuse_stale,
                                                  packing=pack))
     print(results_table(outcomes))
+    print(overall_block(outcomes))
     failed = [o for o in outcomes if o.status == "FAILED"]
     skipped = sum(o.status == "SKIPPED" for o in outcomes)
     print(f"\n{len(outcomes) - len(failed) - skipped} trained, {skipped} skipped (already finished), "

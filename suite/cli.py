@@ -13,7 +13,7 @@ from suite.signals import interrupt, on_sigterm
 from suite.slurm import add_parser as add_slurm_parser
 
 STORE_HELP = "MLflow store or server (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)"
-SPEED_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "experiments" / "speed.yaml"
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "configs" / "experiments"
 
 
 class Parser(argparse.ArgumentParser):
@@ -84,6 +84,8 @@ def parser() -> argparse.ArgumentParser:
     speed.add_argument("--steps", type=count, help="timed steps a measurement (default: sized to ~1 s)")
     speed.add_argument("--compile", action="store_true", help="also time the raw loop under torch.compile")
     speed.add_argument("--system-metrics", action="store_true", help="also time the suite while MLflow samples them")
+    speed.add_argument("--lengths", type=lengths, help="instead: step time and memory of every model at these T, "
+                                                        "e.g. 64,256,1024, and each model's log-log slope")
     reading = argparse.ArgumentParser(add_help=False)
     reading.add_argument("--tracking-uri", default=argparse.SUPPRESS, help=STORE_HELP)
     reading.add_argument("--experiment", action="append", default=argparse.SUPPRESS,
@@ -194,12 +196,16 @@ def cmd_gradflow(a) -> int:
 
 def cmd_speed(a) -> int:
     from suite.experiment import load_experiment
-    from suite.studies.speed import speed
+    from suite.studies import scaling, speed
 
-    config = a.config or (str(SPEED_CONFIG) if a.profile == "auto" else None)
+    default = EXPERIMENTS / ("scaling.yaml" if a.lengths else "speed.yaml")
+    config = a.config or (str(default) if a.profile == "auto" else None)
     sets = [*a.set, *([f"train.device={a.device}"] if a.device else [])]
     exp = load_experiment(a.profile, config, sets, models=a.models, tasks=a.tasks)
-    return speed(exp, a.repeats, a.steps, a.compile, _flag(a, "tracking_uri"), _flag(a, "experiment"), a.system_metrics)
+    if a.lengths:
+        return scaling.scaling(exp, a.lengths, min(a.repeats, 3), _flag(a, "tracking_uri"), _flag(a, "experiment"))
+    return speed.speed(exp, a.repeats, a.steps, a.compile, _flag(a, "tracking_uri"), _flag(a, "experiment"),
+                       a.system_metrics)
 
 
 def cmd_report(a) -> int:

@@ -35,6 +35,18 @@ def results_table(outcomes) -> str:
     return "\n".join([aligned(header, rows, left={0, 2, 4, 11}), *notes])
 
 
+def overall_block(outcomes) -> str:
+    """The answer across the settings (suite/overall.py), as the report's index states it first."""
+    from suite.overall import HEADERS, headline, notes, overall, table_rows
+
+    o = overall(boards(outcome_runs(outcomes)), pairs=False)
+    lines = ["", "Overall", headline(o)]
+    if o.contenders:
+        rows = table_rows(o)
+        lines.append(aligned([HEADERS[k] for k in rows[0]], [list(r.values()) for r in rows], left={0, 4}))
+    return "\n".join(lines + notes(o))
+
+
 def aligned(header, rows, left: set[int]) -> str:
     """A fixed-width text table: the columns in `left` left-aligned, the others right-aligned."""
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]

@@ -14,6 +14,7 @@ class Role(StrEnum):
     GRADFLOW = "gradflow"  # gradient norms against steps, at initialisation and trained (rnnbench gradflow)
     SPEED = "speed"  # the suite against a hand-written loop, one model x task shape (rnnbench speed)
     SPEED_PROBE = "speed_probe"  # where MLflow's system-metrics sampler logs while `speed --system-metrics` times it
+    SCALING = "scaling"  # one model's step time and memory at one length T (rnnbench speed --lengths)
     REPRODUCTION = "reproduction"  # a reference beside ours, with both means and the verdict (rnnbench reproduce)
     REPRO_CELL = "repro_cell"  # our side of a reproduction, one seed, nested under it
     REFERENCE_RUN = "reference_run"  # the reference's side, one seed, nested under it

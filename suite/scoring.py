@@ -17,14 +17,11 @@ from dataclasses import dataclass, field
 from suite.compare import Verdict, decide, interval
 from suite.runs import Run, Setting, setting_of
 
-FORMATS = {"acc": ".3f", "mse": ".3g", "ratio": ".3f", "count": ",.0f", "rate": ",.0f", "seconds": ".1f"}
-SETTINGS = (("train.epochs", "epochs"), ("train.steps_per_epoch", "steps/epoch"), ("train.batch_size", "batch"),
-            ("train.lr", "lr"), ("model.hidden_size", "hidden"), ("model.num_layers", "layers"),
-            ("model.init", "init"), ("model.nonlinearity", "nonlinearity"))  # shown beside each row, from params
+FORMATS = {"acc": ".3f", "mse": ".3g", "ratio": ".3f", "count": ",.0f", "rate": ",.0f", "seconds": ".1f", "mb": ",.0f"}
 
 
 def fmt(value: float, unit: str) -> str:
-    """A number as every table writes it: unit is acc, mse, ratio, count, rate or seconds."""
+    """A number as every table writes it: unit is acc, mse, ratio, count, rate, seconds or mb."""
     return format(value, FORMATS[unit])
 
 
@@ -67,12 +64,26 @@ class Stat:
         return f"95% CI {fmt(self.ci[0], unit)} to {fmt(self.ci[1], unit)}" if self.ci else ""
 
 
+def score_of(run: Run) -> float | None:
+    """A run's normalised score: 1 - test loss / chance loss, clipped to [0, 1], so 0 is no better than the best
+    input-blind guess (or worse) and 1 a test loss of zero. A FAILED run (it crashed or diverged) and a finished one
+    whose loss is not finite score 0, as chance; a run that never finished (KILLED, RUNNING) has no score."""
+    if run.status == "FAILED":
+        return 0.0
+    if run.status != "FINISHED":
+        return None
+    ratio = _vs_chance(run)
+    return 0.0 if ratio is None or not math.isfinite(ratio) else min(max(1.0 - ratio, 0.0), 1.0)
+
+
 # The statistics of every row: key -> (the run metric it is read from, unit, which way is better (None: no
-# verdict), whether a winner must also be clear of chance). test_metric is test_acc or test_mse by the board.
+# verdict), whether a winner must also be clear of chance). test_metric is test_acc or test_mse by the board; the
+# score (score_of) counts failed seeds too, as chance.
 STATS = {"test_metric": (None, None, "better", True), "test_loss": ("test_loss", "ratio", None, False),
          "test_vs_chance": ("test_vs_chance", "ratio", "min", True), "n_params": ("n_params", "count", None, False),
          "train_samples_per_s": ("train_samples_per_s", "rate", "max", False),
-         "epoch_time_s": ("epoch_time_s", "seconds", None, False)}
+         "epoch_time_s": ("epoch_time_s", "seconds", None, False), "score": (None, "ratio", None, False),
+         "train_s": (None, "seconds", None, False), "peak_mem_mb": ("peak_mem_mb", "mb", None, False)}
 
 
 @dataclass
@@ -88,7 +99,7 @@ class Row:
     missing: list = field(default_factory=list)  # seeds a benchmark planned that have no run at all
     stats: dict = field(default_factory=dict)  # STATS key -> Stat
     solved: tuple[int, int] | None = None  # (seeds solved, seeds scored) when the task has a solve rule
-    settings: dict = field(default_factory=dict)  # the runs' hyperparameters (SETTINGS), as shown beside the board
+    settings: dict = field(default_factory=dict)  # the runs' hyperparameters as the report shows them (it fills them)
     reference: dict | None = None  # a published figure beside this row (attached by suite/report/references.py)
     registered: list = field(default_factory=list)  # its runs' Model Registry versions (attached by the report)
 
@@ -106,6 +117,15 @@ class Row:
         """Distinct code fingerprints among the runs shown: more than one means the seeds ran different code."""
         return len({r.tags.get("code_fingerprint", "") for r in self.runs.values()})
 
+    @property
+    def bimodal(self) -> bool:
+        """The seeds fall apart: some solved the task and some did not, or their scores form two groups over 0.5
+        apart (a mean and a std describe such seeds badly: the pages show each seed)."""
+        if self.solved and 0 < self.solved[0] < self.solved[1]:
+            return True
+        scores = sorted(self.stats["score"].values) if "score" in self.stats else []
+        return len(scores) > 1 and max(b - a for a, b in zip(scores, scores[1:], strict=False)) > 0.5
+
     def best_run(self, metric: str) -> Run:
         """The seed's run with the best test metric (acc: highest; mse: lowest)."""
         key, pick = f"test_{metric}", max if metric == "acc" else min
@@ -120,8 +140,8 @@ class Board:
     rows: list[Row]
     metric: str  # acc or mse
     verdict: Verdict = field(default_factory=lambda: Verdict(None, [], "one model: nothing to compare"))
-    context: str = ""  # the data, profile and budget the runs shown were trained with
-    would_rerun: list[str] = field(default_factory=list)  # seeds whose run's code differs from this checkout's
+    context: str = ""  # the data, profile and budget the runs shown were trained with (filled by the report)
+    would_rerun: list[str] = field(default_factory=list)  # seeds whose run's code differs from this checkout's (idem)
     references: list = field(default_factory=list)  # published figures that match (attached by the report)
     incomparable: list = field(default_factory=list)  # published figures whose protocol differs, and why
 
@@ -132,6 +152,13 @@ class Board:
         solved = [("solved", "solved")] if any(r.solved for r in self.rows) else []
         return [("test_metric", name), ("test_vs_chance", "test loss / chance"), *solved, ("n_params", "params"),
                 ("train_samples_per_s", "train samples/s")]
+
+    @property
+    def bimodal(self) -> list[str]:
+        """Rows whose seeds fall apart (Row.bimodal), with how: "gru (2 of 3 seeds solved)"."""
+        return [f"{r.label} ({r.solved[0]} of {r.solved[1]} seeds solved)" if r.solved and 0 < r.solved[0] <
+                r.solved[1] else f"{r.label} (scores {', '.join(fmt(v, 'ratio') for v in r.stats['score'].values)})"
+                for r in self.rows if r.runs and r.bimodal]
 
     @property
     def mixed_code(self) -> list[str]:
@@ -209,8 +236,6 @@ def boards(runs: list[Run], planned: set | None = None) -> list[Board]:
                       key=lambda r: (rank(r.model, list(MODELS)), r.model, r.tuned, r.init))
         board = Board(setting, mine, metric_of(setting, mine))
         score(board)
-        _context(board)
-        board.would_rerun = _would_rerun(board)
         out.append(board)
     return out
 
@@ -219,8 +244,8 @@ def score(board: Board):
     """Every row's statistics, and each column's verdict: the best row is marked only beyond seed noise."""
     for row in board.rows:
         for key, (metric, *_) in STATS.items():
-            row.stats[key] = Stat.of(r.metrics.get(metric or f"test_{board.metric}") if key != "test_vs_chance"
-                                     else _vs_chance(r) for r in row.runs.values())
+            row.stats[key] = Stat.of(_value(key, metric or f"test_{board.metric}", r) for r in row.runs.values())
+        row.stats["score"] = Stat.of(score_of(r) for r in (*row.runs.values(), *row.failed.values()))
         flags = [r.metrics["solved"] for r in row.runs.values() if "solved" in r.metrics]
         if row.runs and len(flags) == len(row.runs):
             row.solved = (sum(f == 1 for f in flags), len(flags))
@@ -239,55 +264,16 @@ def score(board: Board):
             board.verdict = verdict
 
 
+def _value(key: str, metric: str, run: Run) -> float | None:
+    if key == "test_vs_chance":
+        return _vs_chance(run)
+    if key == "train_s":  # training seconds: the epochs' mean time (validation included) times the epochs trained
+        m = run.metrics
+        return m["epoch_time_s"] * m["epochs_trained"] if "epoch_time_s" in m and "epochs_trained" in m else None
+    return run.metrics.get(metric)
+
+
 def _vs_chance(run: Run) -> float | None:
     m = run.metrics
     return m.get("test_vs_chance", m["test_loss"] / m["chance_loss"] if m.get("chance_loss") and "test_loss" in m
                  else None)
-
-
-def _values(runs, key: str, generated: bool = True) -> str:
-    """The distinct values of a param (or tag) over the runs; an unset steps_per_epoch says what it means."""
-    def shown(r):
-        value = str(r.params.get(key, r.tags.get(key, "")))
-        if key == "train.steps_per_epoch" and value == "None":
-            return "100 (default)" if generated else "full pass"
-        return value
-
-    return ", ".join(dict.fromkeys(shown(r) for r in runs)) or "–"
-
-
-def _context(board: Board):
-    """The data, profile and budget of the runs shown, and each row's own hyperparameters and init."""
-    from tasks import TASKS
-    from tasks.base import SyntheticTask
-
-    runs = [r for row in board.rows for r in row.runs.values()]
-    if not runs or not any(r.params for r in runs):
-        return
-    task = TASKS.get(board.setting.task)
-    generated = task is None or issubclass(task, SyntheticTask)
-    data = ", ".join(sorted({r.tags.get("data_source", "?") for r in runs}))
-    board.context = (f"data {data} · profile {_values(runs, 'profile')} · {_values(runs, 'train.epochs')} epochs"
-                     + (f" × {_values(runs, 'train.steps_per_epoch', generated)} steps" if any(
-                         r.params.get("train.steps_per_epoch") not in (None, "None") for r in runs) else ""))
-    for row in board.rows:
-        mine = list(row.runs.values())
-        row.settings = {label: _values(mine, key, generated) for key, label in SETTINGS
-                        if mine and any(key in r.params for r in mine)}
-
-
-def _would_rerun(board: Board) -> list[str]:
-    """The seeds whose run's code differs from this checkout's: a benchmark would train them again."""
-    from suite.fingerprint import code_fingerprint
-    from suite.models import MODELS
-    from tasks import TASKS
-
-    s, out = board.setting, []
-    for row in board.rows:
-        if row.model not in MODELS or s.task not in TASKS or not any(r.params for r in row.runs.values()):
-            continue
-        today = code_fingerprint(row.model, s.task)
-        out += [f"{row.label} seed {seed}" for seed, r in sorted(row.runs.items())
-                if r.tags.get("code_fingerprint", "") != today]
-    return out
-

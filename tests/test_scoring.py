@@ -128,7 +128,8 @@ def test_the_terminal_summary_csv_pages_and_register_agree_number_for_number(agr
         line = next(t for t in terminal.splitlines() if re.match(rf"adding\s+6\s+{model}\s", t))
         assert f"mse {shown}" in line and ratio in line and "3/3" in line  # the terminal table
         assert fmt(float(row["n_params"]), "count") in line
-        md = next(t for t in summary.splitlines() if t.startswith(f"| {model} |"))
+        board = summary[summary.index("## adding T=6"):]
+        md = next(t for t in board.splitlines() if t.startswith(f"| {model} |"))
         assert shown in md and ratio in md and fmt(float(row["n_params"]), "count") in md  # summary.md
         assert shown in index and ratio in index  # the report's page
         reg = re.search(rf"rnnbench-{model}-adding-T6 v\d+: test_mse (\S+) over 3 seeds", registered)
@@ -136,3 +137,4 @@ def test_the_terminal_summary_csv_pages_and_register_agree_number_for_number(agr
         mark = {"best": "best", "tied for best": "≈best", "": "-"}[row["verdict"]]
         assert line.split()[-1] == mark  # the same verdict
     assert statistics.mean(float(r["test_mean"]) for r in rows.values()) > 0
+    assert "\nOverall\nOver 1 setting × 3 seeds" in terminal and "## Overall" in summary  # the answer, in both

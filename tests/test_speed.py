@@ -63,3 +63,26 @@ def test_speed_command_records_one_run_per_cell(in_store, capsys):
         assert r.data.metrics["suite_vs_raw"] > 0 and r.data.tags["cpu"] and r.data.tags["torch_version"]
         assert r.data.tags["device"] == "cpu"  # the device used, not the setting (auto): a GPU run is another row
     assert next(r for r in runs if r.data.tags["model"] == "attn_rnn").data.metrics["attn_vs_base_step_time"] > 0
+
+
+def test_speed_lengths_measures_cost_against_length_and_fits_a_slope(in_store, capsys, tmp_path):
+    from suite.studies.scaling import slope
+
+    assert slope([64, 256, 1024], [1.0, 4.0, 16.0]) == pytest.approx(1.0)  # linear in T
+    assert slope([64, 256, 1024], [1.0, 16.0, 256.0]) == pytest.approx(2.0)  # quadratic
+    assert main(["speed", "--lengths", "8,32", "--models", "lstm,transformer", "--repeats", "1", "--tracking-uri",
+                 in_store, "--experiment", "t-scaling"]) == 0
+    out = capsys.readouterr().out
+    assert "time slope" in out and "memory slope" in out and "lstm" in out and "transformer" in out
+    client = MlflowClient(in_store)
+    runs = client.search_runs([client.get_experiment_by_name("t-scaling").experiment_id])
+    assert sorted((r.data.tags["model"], r.data.tags["seq_len"]) for r in runs) == [
+        ("lstm", "32"), ("lstm", "8"), ("transformer", "32"), ("transformer", "8")]
+    assert all(r.data.tags["rnnbench_role"] == "scaling" and r.data.metrics["step_s"] > 0 for r in runs)
+    assert main(["benchmark", "--profile", "smoke", "--models", "lstm", "--tasks", "adding", "--tracking-uri",
+                 in_store, "--experiment", "t-scaling-cells"]) == 0
+    site = tmp_path / "site"
+    assert main(["report", "--tracking-uri", in_store, "--experiment", "t-scaling-cells", "--experiment",
+                 "t-scaling", "--out", str(site)]) == 0
+    index = (site / "index.html").read_text()
+    assert "plots/cost-scaling.svg" in index and "time slope" in index

@@ -9,6 +9,8 @@ import shutil
 from pathlib import Path
 
 from suite.diagnostics import plot_gradflow
+from suite.overall import frontier
+from suite.report.overall_plots import plot_frontier
 from suite.report.plots import clean_svg, colour, plot_curves, plot_losses, plot_size
 from suite.roles import Role
 from suite.runs import Run, Setting
@@ -69,7 +71,8 @@ def horizon_section(client, sweeps: list[Run], task: str, out: Path, tmp: str) -
             horizon.plot(ratio, task, out / plot)  # a model keeps its colour from the other plots
         clean_svg(out / plot)
     return {"run": run, "lengths": lengths, "rows": rows, "plot": plot, "min_share": data.get("min_share"),
-            "budget": run.tags.get("budget", ""), "seeds": run.tags.get("seeds", "")}
+            "budget": run.tags.get("budget", ""), "seeds": run.tags.get("seeds", ""), "task": task,
+            "shares": {(r["model"], r["seq_len"]): r["solved_share"] for r in data["solved_share"]}}
 
 
 def _read_gradflow(path: Path) -> dict[str, list[float]]:
@@ -210,6 +213,14 @@ def task_section(client, board: Board, by_role: dict, out: Path, tmp: str) -> di
         section["figures"].append({"src": plot, "caption": "Train (dashed) and validation (solid) loss against epoch",
                                    "alt": f"Line chart of train and validation loss against epoch on {s.label}, log "
                                           f"scale, mean over seeds, with the chance loss: {models}."})
+    plot = f"plots/{s.slug}-frontier.svg"
+    points = {r.label: (r.stats["score"].mean, r.stats["train_s"].mean, r.model) for r in board.rows if r.runs}
+    if plot_frontier(points, frontier({k: v[:2] for k, v in points.items()}), f"{s.label}: score against cost",
+                     out / plot):
+        section["figures"].append({"src": plot, "caption": "Quality against cost: mean score against training "
+                                   "seconds (faint: another model is both better and cheaper)",
+                                   "alt": f"Scatter of mean score against training seconds on {s.label}, log scale, a "
+                                          f"point per model, dominated models faint: {models}."})
     plot = f"plots/{s.slug}-size.svg"
     if plot_size(board, out / plot, metric_chance):
         section["figures"].append({"src": plot, "caption": f"Test {name} against parameter count (dashed: chance)",

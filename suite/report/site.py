@@ -1,8 +1,9 @@
 """The report site, rebuilt from the MLflow store alone: runs -> tables -> Jinja2 templates -> static files.
 
-index.html (what was run, a leaderboard per task setting, failed and missing cells, published figures),
+index.html (the overall verdict and its cost first, then what was run, a leaderboard per task setting, failed and
+missing cells, published figures),
 task-<task>.html (learning curves, metric against size, horizon sweeps, gradient flow, attention maps,
-tuning studies), speed.html, summary.md and leaderboard.csv. Nothing depends on when or where the site is
+tuning studies), speed.html, summary.md, leaderboard.csv and results.json. Nothing depends on when or where the site is
 built, so the same store gives byte-identical files; the only http(s) URLs are links to the MLflow UI.
 """
 from __future__ import annotations
@@ -14,17 +15,19 @@ from collections import defaultdict
 from pathlib import Path
 
 from suite.errors import UserError
+from suite.report.answer import overall_section, write_results
 from suite.report.plots import FONT, plot_speed
 from suite.report.references import attach_references, load_references
 from suite.report.sections import horizon_section, reproduction_rows, speed_rows, task_section
-from suite.report.tables import banners, facts, write_csv
+from suite.report.tables import annotate, banners, facts, write_csv
 from suite.roles import Role
 from suite.runs import find_experiments, open_store, planned_cells, read_runs, registered
 from suite.scoring import boards, unit_of
 from suite.stores import redact, ui_url
 
 HERE = Path(__file__).resolve().parent
-OWNED = ("index.html", "speed.html", "style.css", "summary.md", "leaderboard.csv", "plots", "img")  # and task-*.html
+OWNED = ("index.html", "speed.html", "style.css", "summary.md", "leaderboard.csv", "results.json", "plots",
+         "img")  # and task-*.html
 
 
 def _environment():
@@ -75,6 +78,7 @@ def write_site(uri: str, names: list[str] | None, profile: str | None, out: str 
     planned = planned_cells(experiments)
     all_boards, figures = boards(by_role[Role.CELL], planned), load_references()
     for board in all_boards:
+        annotate(board)
         attach_references(board, figures)
     versions = registered(client)
     for row in (row for b in all_boards for row in b.rows):
@@ -93,6 +97,7 @@ def write_site(uri: str, names: list[str] | None, profile: str | None, out: str 
         for task in sorted(sweeps - set(tasks), key=lambda t: (task_order.get(t, len(task_order)), t)):
             tasks[task] = []  # a sweep without a benchmark still gets its page
         horizons = {t: h for t in tasks if (h := horizon_section(client, by_role[Role.SWEEP], t, out, tmp))}
+        verdict = overall_section(all_boards, by_role, horizons, out)
         speed = speed_rows(by_role[Role.SPEED])
         reproductions = reproduction_rows(by_role[Role.REPRODUCTION])
         if speed:
@@ -100,8 +105,7 @@ def write_site(uri: str, names: list[str] | None, profile: str | None, out: str 
     common["tasks"] = list(tasks)
     pages = {"index.html": env.get_template("index.html").render(
         **common, page="index", boards=all_boards, facts=facts(all_boards, experiments, planned), horizons=horizons,
-        reproductions=reproductions,
-        planned=planned is not None)}
+        reproductions=reproductions, overall=verdict, planned=planned is not None)}
     for task, sections in tasks.items():
         pages[f"task-{task}.html"] = env.get_template("task.html").render(
             **common, page=task, task=task, sections=sections, horizon=horizons.get(task))
@@ -110,8 +114,9 @@ def write_site(uri: str, names: list[str] | None, profile: str | None, out: str 
     for name, text in pages.items():
         (out / name).write_text(text)
     (out / "summary.md").write_text(env.get_template("summary.md").render(
-        **common, boards=all_boards, facts=facts(all_boards, experiments, planned)))
+        **common, boards=all_boards, facts=facts(all_boards, experiments, planned), overall=verdict))
     write_csv(out / "leaderboard.csv", all_boards)
+    write_results(out / "results.json", all_boards, verdict, experiments)
     shutil.copyfile(HERE / "templates" / "style.css", out / "style.css")
     return out / "index.html"
 

@@ -10,6 +10,10 @@ from pathlib import Path
 
 from suite.scoring import Board, Row
 
+SETTINGS = (("train.epochs", "epochs"), ("train.steps_per_epoch", "steps/epoch"), ("train.batch_size", "batch"),
+            ("train.lr", "lr"), ("model.hidden_size", "hidden"), ("model.num_layers", "layers"),
+            ("model.init", "init"), ("model.nonlinearity", "nonlinearity"))  # shown beside each row, from params
+
 BANNERS = {
     "smoke": "Smoke profile: these runs check the plumbing end to end; their numbers are not results.",
     "cpu": "cpu profile: a small CPU budget (about 12,000 parameters per model, a few epochs, and the 5,000-digit "
@@ -21,6 +25,55 @@ def banners(boards: list[Board]) -> list[str]:
     """What a reader must know before reading any number: a plumbing check, or a small budget."""
     profiles = {r.tags.get("profile") for b in boards for row in b.rows for r in row.runs.values()}
     return [BANNERS[p] for p in sorted(p for p in profiles if p in BANNERS)]
+
+
+def _values(runs, key: str, generated: bool = True) -> str:
+    """The distinct values of a param (or tag) over the runs; an unset steps_per_epoch says what it means."""
+    def shown(r):
+        value = str(r.params.get(key, r.tags.get(key, "")))
+        if key == "train.steps_per_epoch" and value == "None":
+            return "100 (default)" if generated else "full pass"
+        return value
+
+    return ", ".join(dict.fromkeys(shown(r) for r in runs)) or "–"
+
+
+def annotate(board: Board):
+    """The board's context as the pages show it: the data, profile and budget of the runs shown, each row's own
+    hyperparameters and init, and the seeds this checkout's code would train again."""
+    from tasks import TASKS
+    from tasks.base import SyntheticTask
+
+    runs = [r for row in board.rows for r in row.runs.values()]
+    if not runs or not any(r.params for r in runs):
+        return
+    board.would_rerun = _would_rerun(board)
+    task = TASKS.get(board.setting.task)
+    generated = task is None or issubclass(task, SyntheticTask)
+    data = ", ".join(sorted({r.tags.get("data_source", "?") for r in runs}))
+    board.context = (f"data {data} · profile {_values(runs, 'profile')} · {_values(runs, 'train.epochs')} epochs"
+                     + (f" × {_values(runs, 'train.steps_per_epoch', generated)} steps" if any(
+                         r.params.get("train.steps_per_epoch") not in (None, "None") for r in runs) else ""))
+    for row in board.rows:
+        mine = list(row.runs.values())
+        row.settings = {label: _values(mine, key, generated) for key, label in SETTINGS
+                        if mine and any(key in r.params for r in mine)}
+
+
+def _would_rerun(board: Board) -> list[str]:
+    """The seeds whose run's code differs from this checkout's: a benchmark would train them again."""
+    from suite.fingerprint import code_fingerprint
+    from suite.models import MODELS
+    from tasks import TASKS
+
+    s, out = board.setting, []
+    for row in board.rows:
+        if row.model not in MODELS or s.task not in TASKS or not any(r.params for r in row.runs.values()):
+            continue
+        today = code_fingerprint(row.model, s.task)
+        out += [f"{row.label} seed {seed}" for seed, r in sorted(row.runs.items())
+                if r.tags.get("code_fingerprint", "") != today]
+    return out
 
 
 def _counted(runs, key: str) -> str:
