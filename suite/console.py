@@ -39,7 +39,7 @@ def overall_block(outcomes) -> str:
     """The answer across the settings (suite/overall.py), as the report's index states it first."""
     from suite.overall import HEADERS, headline, notes, overall, table_rows
 
-    o = overall(boards(outcome_runs(outcomes)), pairs=False)
+    o = overall(boards(outcome_runs(outcomes)), detail=False)
     lines = ["", "Overall", headline(o)]
     if o.contenders:
         rows = table_rows(o)

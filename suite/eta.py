@@ -13,7 +13,6 @@ import dataclasses
 import time
 
 from suite.config import Cell
-from suite.train import Training, trainer_for
 
 
 class Clock:
@@ -47,6 +46,8 @@ def estimate(cell: Cell, threads: int) -> float:
     """Seconds the cell takes here, from timing a short piece of it with `threads` torch threads. Saving the
     model at the end is left out: a pickle with its code, a few hundredths of a second."""
     import torch
+
+    from suite.train import Training, trainer_for  # Lightning: only when a cell is timed (the clock needs none)
 
     torch.set_num_threads(threads)
     calls = 2  # timed training calls after the warm-up

@@ -73,9 +73,10 @@ def _seed_scores(row: Row) -> dict[int, float]:
     return {seed: v for seed, v in sorted(found.items()) if v is not None}
 
 
-def overall(boards: list[Board], pairs: bool = True) -> Overall:
-    """The overall verdict over every board's settings; `pairs`: also the probability of improvement of each
-    contender over each other (the report's; the terminal leaves it out)."""
+def overall(boards: list[Board], detail: bool = True) -> Overall:
+    """The overall verdict over every board's settings; `detail`: also the performance profile and the probability
+    of improvement of each contender over each other (the report's; the terminal leaves them out). Intervals are
+    bootstrapped from MIN_SEEDS seeds per setting on."""
     rows = {(b.setting, r.label): r for b in boards for r in b.rows if _seed_scores(r)}
     labels = list(dict.fromkeys(label for _, label in rows))
     settings = list(dict.fromkeys(s for s, _ in rows))
@@ -95,7 +96,7 @@ def overall(boards: list[Board], pairs: bool = True) -> Overall:
     out.seeds = min(len(v) for v in per.values())
     matrices = {lab: np.array([[list(per[(s, lab)].values())[i] for s in settings] for i in range(out.seeds)])
                 for lab in complete}
-    estimates = uncertainty.intervals(matrices)
+    estimates = uncertainty.intervals(matrices, bootstrap=out.intervals)
     out.ranks = uncertainty.ranks({lab: matrices[lab].mean(axis=0).tolist() for lab in complete})
     for lab in complete:
         mine = [rows[(s, lab)] for s in settings]
@@ -108,13 +109,11 @@ def overall(boards: list[Board], pairs: bool = True) -> Overall:
         flags = [r.solved for r in mine if r.solved]
         c.solved = (sum(f[0] for f in flags), sum(f[1] for f in flags)) if flags else None
         c.bimodal = [s.label for s, r in zip(settings, mine, strict=True) if r.bimodal]
-        if not out.intervals:
-            c.mean_ci = c.iqm_ci = None
         out.contenders.append(c)
     out.contenders.sort(key=lambda c: (-c.iqm, -c.mean, c.label))
-    out.profile = uncertainty.profile(matrices, TAUS)
-    if pairs:
-        out.improvement = uncertainty.improvement(matrices)
+    if detail:
+        out.profile = uncertainty.profile(matrices, TAUS, bootstrap=out.intervals)
+        out.improvement = uncertainty.improvement(matrices, bootstrap=out.intervals)
     return out
 
 

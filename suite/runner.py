@@ -9,18 +9,15 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Callable
 
-from mlflow.entities import Dataset, DatasetInput, InputTag, Param
-
-from suite.callbacks import Checkpointer, MlflowEpochMetrics
 from suite.config import Cell
-from suite.diagnostics import record_attention, record_gradflow
 from suite.errors import UserError, one_line
-from suite.logged_model import log_model
 from suite.provenance import environment, git_sha
 from suite.roles import TAG, Role
 from suite.stores import auth_failure, first_wins, redact
 from suite.tracking import Run, RunStopped, Store, connect, log_metrics, open_run
-from suite.train import Training, device_for, init_torch, precision_for
+
+# Lightning, and what trains through it, is imported when a cell trains: a benchmark whose cells have all finished
+# never loads it (~6 s of a 12 s start on 2 cores, measured with cProfile on the smoke profile).
 
 
 @dataclass
@@ -49,6 +46,8 @@ class RunOptions:
 
 def open_store(tracking_uri: str, experiment: str) -> Store:
     """Connect to the store and the experiment (say which), with torch set up for training."""
+    from suite.train import init_torch
+
     init_torch()
     print(f"store {redact(tracking_uri)} · experiment {experiment}", flush=True)
     return connect(tracking_uri, experiment)
@@ -60,6 +59,8 @@ def run_cell(store: Store, cell: Cell, profile: str, options: RunOptions = RunOp
     A callback raising RunStopped (tracking.py) ends the run FINISHED and goes on up: the caller asked for it
     (a tuning trial its pruner stopped).
     """
+    from suite.train import Training, device_for
+
     o, device, run = options, device_for(cell), None
     name = o.name or f"{cell.model}-{cell.task}-T{cell.seq_len}-s{cell.seed}"
     tags = {TAG: o.role, **cell.tags, "profile": profile, "git_sha": git_sha(), "device": device, **environment(),
@@ -92,8 +93,12 @@ def _claimed(store, run, cell) -> str | None:
     return claim(store.client, store.experiment_id, run.id, cell.config_hash, cell.code_fingerprint)
 
 
-def _describe_run(client, run_id: str, cell: Cell, training: Training, device: str):
+def _describe_run(client, run_id: str, cell: Cell, training, device: str):
     """What a new run records once: its data and test set, precision, resolved settings and dataset inputs."""
+    from mlflow.entities import Param
+
+    from suite.train import precision_for
+
     task = training.task
     resolved = cell.resolved()
     resolved["model"]["hidden_size"] = training.module.net.head.in_features  # solved from param_budget
@@ -114,8 +119,10 @@ def _log_inputs(client, run_id: str, datasets: list):
     first_wins(lambda: client.log_inputs(run_id, datasets=datasets), lambda: False)
 
 
-def _fit(store: Store, run: Run, training: Training, o: RunOptions):
+def _fit(store: Store, run: Run, training, o: RunOptions):
     """Fit the cell, logging each epoch (and checkpoints of a matrix cell) to the run."""
+    from suite.callbacks import Checkpointer, MlflowEpochMetrics
+
     client, cell = store.client, training.cell
     extra = [MlflowEpochMetrics(client, run.id), *(o.callbacks(run) if o.callbacks else [])]
     if o.exclusive and cell.train.checkpoint_minutes:
@@ -149,6 +156,9 @@ def system_metrics(store, run, cell, resume):
 
 def _record(store, run, cell, training) -> dict:
     """Test metrics and the diagnostics the backbone offers, onto the run."""
+    from suite.diagnostics import record_attention, record_gradflow
+    from suite.logged_model import log_model
+
     metrics = training.evaluate()
     net = training.module.net
     if training.initial is not None:
@@ -160,8 +170,10 @@ def _record(store, run, cell, training) -> dict:
     return metrics
 
 
-def _datasets(cell: Cell, facts: dict, training: Training) -> list:
+def _datasets(cell: Cell, facts: dict, training) -> list:
     """The run's data as MLflow dataset inputs (the runs table's Dataset column): name, digest and source."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
     name = f"{cell.task} T={cell.seq_len} (generated)" if facts["data_source"] == "synthetic" else facts["data_source"]
     source = json.dumps({"task": cell.task, "module": type(training.task).__module__,
                          **{k: str(v) for k, v in facts.items()}})

@@ -34,8 +34,14 @@ def _quiet(call, *args, **kwargs):
         return call(*args, **kwargs)
 
 
-def intervals(scores: dict[str, np.ndarray]) -> dict[str, dict]:
-    """name -> {"iqm", "iqm_ci", "mean", "mean_ci"}; scores: name -> (seeds x settings) matrix."""
+def intervals(scores: dict[str, np.ndarray], bootstrap: bool = True) -> dict[str, dict]:
+    """name -> {"iqm", "iqm_ci", "mean", "mean_ci"}; scores: name -> (seeds x settings) matrix. Without
+    `bootstrap` (too few seeds for an interval) the points alone, the intervals None."""
+    if not bootstrap:
+        from rliable import metrics
+
+        return {k: {"iqm": float(metrics.aggregate_iqm(x)), "iqm_ci": None, "mean": float(metrics.aggregate_mean(x)),
+                    "mean_ci": None} for k, x in scores.items()}
     library, metrics = _rly()
 
     def both(x):
@@ -47,9 +53,13 @@ def intervals(scores: dict[str, np.ndarray]) -> dict[str, dict]:
                 "mean": float(point[k][1]), "mean_ci": (float(ci[k][0][1]), float(ci[k][1][1]))} for k in scores}
 
 
-def profile(scores: dict[str, np.ndarray], taus: np.ndarray) -> dict[str, dict]:
-    """name -> {"share", "low", "high"}: the share of its runs scoring above each tau, with 95% intervals."""
+def profile(scores: dict[str, np.ndarray], taus: np.ndarray, bootstrap: bool = True) -> dict[str, dict]:
+    """name -> {"share", "low", "high"}: the share of its runs scoring above each tau, with 95% intervals (without
+    `bootstrap`, the shares alone)."""
     library, _ = _rly()
+    if not bootstrap:
+        return {k: {"share": library.score_distributions(x, taus).tolist(), "low": None, "high": None}
+                for k, x in scores.items()}
 
     def shares(x):
         return library.score_distributions(x, taus)
@@ -59,16 +69,21 @@ def profile(scores: dict[str, np.ndarray], taus: np.ndarray) -> dict[str, dict]:
     return {k: {"share": point[k].tolist(), "low": ci[k][0].tolist(), "high": ci[k][1].tolist()} for k in scores}
 
 
-def improvement(scores: dict[str, np.ndarray]) -> dict[tuple[str, str], dict]:
+def improvement(scores: dict[str, np.ndarray], bootstrap: bool = True) -> dict[tuple[str, str], dict]:
     """(x, y) -> {"p", "ci"}: the probability that a run of x on a setting scores above a run of y there (ties count
     half), averaged over settings (rliable's probability_of_improvement), with its 95% interval from the stratified
     bootstrap rliable uses (each side's runs resampled within each setting, independently). The resampling is
-    vectorised here: rliable's own takes ~6 s per pair at 2,000 resamples, and a report asks for every pair."""
-    _, metrics = _rly()
+    vectorised here: rliable's own takes ~6 s per pair at 2,000 resamples, and a report asks for every pair.
+    Without `bootstrap`, the probabilities alone."""
+    from rliable import metrics
+
     rng, out = np.random.RandomState(0), {}
     for x, sx in scores.items():
         for y, sy in scores.items():
             if x == y:
+                continue
+            if not bootstrap:
+                out[(x, y)] = {"p": float(metrics.probability_of_improvement(sx, sy)), "ci": None}
                 continue
             bx = np.take_along_axis(sx[None], rng.randint(0, len(sx), (REPS, *sx.shape)), axis=1)
             by = np.take_along_axis(sy[None], rng.randint(0, len(sy), (REPS, *sy.shape)), axis=1)

@@ -72,8 +72,9 @@ def _improvement(o) -> list[dict]:
     def cell(x, y):
         if x == y:
             return "–"
-        p, (lo, hi) = o.improvement[(x, y)]["p"], o.improvement[(x, y)]["ci"]
-        return f"{p:.2f} [{lo:.2f}, {hi:.2f}]" if o.intervals else f"{p:.2f}"
+        found = o.improvement[(x, y)]
+        return f"{found['p']:.2f}" if found["ci"] is None else f"{found['p']:.2f} [{found['ci'][0]:.2f}, " \
+            f"{found['ci'][1]:.2f}]"
 
     return [{"model": x, "cells": [cell(x, y) for y in labels]} for x in labels] if o.improvement else []
 
