@@ -78,7 +78,7 @@ def benchmark(exp: Experiment, tracking: str | None = None, experiment: str | No
     outcomes = run_matrix(store, cells, Settings(exp.name, force=force, tags=tags, reuse_stale=reuse_stale,
                                                  packing=pack))
     print(results_table(outcomes))
-    print(overall_block(outcomes))
+    print(overall_block(outcomes, exp.banner))
     failed = [o for o in outcomes if o.status == "FAILED"]
     skipped = sum(o.status == "SKIPPED" for o in outcomes)
     print(f"\n{len(outcomes) - len(failed) - skipped} trained, {skipped} skipped (already finished), "

@@ -35,12 +35,13 @@ def results_table(outcomes) -> str:
     return "\n".join([aligned(header, rows, left={0, 2, 4, 11}), *notes])
 
 
-def overall_block(outcomes) -> str:
-    """The answer across the settings (suite/overall.py), as the report's index states it first."""
+def overall_block(outcomes, banner: str = "") -> str:
+    """The answer across the settings (suite/overall.py), as the report's index states it first, after the
+    profile's banner (what a reader must know before any number)."""
     from suite.overall import HEADERS, headline, notes, overall, table_rows
 
     o = overall(boards(outcome_runs(outcomes)), detail=False)
-    lines = ["", "Overall", headline(o)]
+    lines = ["", "Overall", *([f"** {banner} **"] if banner else []), headline(o)]
     if o.contenders:
         rows = table_rows(o)
         lines.append(aligned([HEADERS[k] for k in rows[0]], [list(r.values()) for r in rows], left={0, 4}))

@@ -27,7 +27,7 @@ from tasks.base import TEST_SEED, VAL_SEED
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PROFILES = ("smoke", "cpu", "cpu-extended", "full")
-TOP_KEYS = ("models", "seeds", "model", "train", "tasks", "tune", "horizon", "stores", "register")
+TOP_KEYS = ("models", "seeds", "model", "train", "tasks", "tune", "horizon", "stores", "register", "banner")
 
 
 @dataclasses.dataclass
@@ -44,6 +44,7 @@ class Experiment:
     horizon: HorizonConfig
     matrix: list[Cell]  # every cell of the file's matrix, before --set and the choice of models/tasks/seeds
     register: bool = False  # each model x task's best run into the Model Registry after a benchmark
+    banner: str = ""  # what a reader must know before any number (smoke: not results); shown first everywhere
 
     def check_data(self):
         """Every task's data can be had: a missing or corrupt MNIST path is found before any run exists."""
@@ -93,7 +94,14 @@ def load_experiment(profile: str | None = "auto", config: str | None = None, set
     return Experiment(name, source, origin, chosen, cells, validated_section(StoresConfig, chosen, "stores", source),
                       validated_section(TuneConfig, chosen, "tune", source),
                       horizon_config(_section(chosen.get("horizon"), "horizon", source), source), whole,
-                      chosen.get("register", False))
+                      chosen.get("register", False), chosen.get("banner", ""))
+
+
+def profile_banner(profile: str) -> str:
+    """The `banner:` of a shipped profile ("" for none, or for a name that is no profile)."""
+    if profile not in PROFILES:
+        return ""
+    return load_raw(profile)[0].get("banner", "")
 
 
 def listing() -> str:
@@ -169,6 +177,8 @@ def plan(raw: dict, source: str = "config") -> list[Cell]:
             raise UserError(f"{source}: models: unknown model '{m}'; known: {', '.join(MODELS)}")
     if not isinstance(raw.get("register", False), bool):
         raise UserError(f"{source}: register: expected true or false (got {raw['register']!r})")
+    if not isinstance(raw.get("banner", ""), str):
+        raise UserError(f"{source}: banner: expected one line of text (got {raw['banner']!r})")
     seeds = _list(raw.get("seeds", [0]), "seeds", source)
     if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         raise UserError(f"{source}: seeds: expected a list of non-negative integers (got {seeds})")

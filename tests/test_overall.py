@@ -145,3 +145,13 @@ def test_the_overall_section_lays_out_at_desktop_and_phone_width(store, tmp_path
     assert errors == [] and found["problems"] == [] and found["broken"] == [], found
     assert {s.rsplit("/", 1)[1] for s in found["svgs"]} == {"overall-scores.svg", "overall-profile.svg",
                                                             "overall-frontier.svg", "overall-cd.svg"}
+
+
+def test_a_profiles_banner_comes_before_any_number():
+    from suite.console import overall_block
+    from suite.experiment import load_experiment, profile_banner
+
+    assert profile_banner("smoke").startswith("Smoke profile") and profile_banner("full") == ""
+    assert load_experiment("cpu", announce=None).banner.startswith("cpu profile: a small CPU budget")
+    block = overall_block([], profile_banner("smoke")).splitlines()
+    assert block[1:3] == ["Overall", f"** {profile_banner('smoke')} **"]

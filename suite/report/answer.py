@@ -139,6 +139,12 @@ def write_results(path: Path, boards: list[Board], section: dict, experiments: l
                   "top": o.ranks.top, "reason": o.ranks.reason},
               "improvement": [{"x": x, "y": y, **v} for (x, y), v in o.improvement.items()],
               "boards": [_board(b) for b in boards],
+              "choose_by_setting": [{"setting": c["setting"].label, "reason": c["reason"], "models": [
+                  {"model": r.label, "train_s": r.stats["train_s"].mean} for r in c["rows"]]}
+                  for c in section["by_setting"]],
+              "choose_by_length": [{"task": c["task"], "seq_len": c["seq_len"], "models": [
+                  {k: p[k] for k in ("model", "share", "train_s")} for p in c["picks"]]}
+                  for c in section["by_length"]],
               "cost_scaling": [{k: r[k] for k in ("model", "task", "device", "batch", "lengths", "step_s", "slope",
                                                   "memory_slope")} for r in section["scaling"]]}
     path.write_text(json.dumps(result, indent=1, default=_plain) + "\n")

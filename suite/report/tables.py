@@ -14,17 +14,13 @@ SETTINGS = (("train.epochs", "epochs"), ("train.steps_per_epoch", "steps/epoch")
             ("train.lr", "lr"), ("model.hidden_size", "hidden"), ("model.num_layers", "layers"),
             ("model.init", "init"), ("model.nonlinearity", "nonlinearity"))  # shown beside each row, from params
 
-BANNERS = {
-    "smoke": "Smoke profile: these runs check the plumbing end to end; their numbers are not results.",
-    "cpu": "cpu profile: a small CPU budget (about 12,000 parameters per model, a few epochs, and the 5,000-digit "
-           "MNIST subset when offline): the rankings are indicative, not the literature's protocols.",
-}
-
-
 def banners(boards: list[Board]) -> list[str]:
-    """What a reader must know before reading any number: a plumbing check, or a small budget."""
+    """What a reader must know before reading any number (a plumbing check, a small budget): the `banner:` of
+    each profile the runs shown come from."""
+    from suite.experiment import profile_banner
+
     profiles = {r.tags.get("profile") for b in boards for row in b.rows for r in row.runs.values()}
-    return [BANNERS[p] for p in sorted(p for p in profiles if p in BANNERS)]
+    return [text for p in sorted(p for p in profiles if p) if (text := profile_banner(p))]
 
 
 def _values(runs, key: str, generated: bool = True) -> str:
