@@ -1,4 +1,7 @@
 """The horizon rule on fabricated per-run records, and testing a model at another length."""
+import json
+from pathlib import Path
+
 import pytest
 from mlflow import MlflowClient
 
@@ -38,7 +41,7 @@ def test_other_lengths_need_a_task_with_a_length(tmp_path, monkeypatch, capsys):
     assert "train.eval_seq_lens: mnist_rows has a fixed length" in capsys.readouterr().err
 
 
-def test_a_smoke_sweep_logs_the_horizon_table_and_plot(in_store, capsys):
+def test_a_smoke_sweep_logs_the_horizon_table_and_plot(in_store, capsys, tmp_path):
     args = ["horizon", "--task", "adding", "--profile", "smoke", "--models", "lstm,rnn", "--set", "task.solved_mse=1.0",
             "--set", "train.epochs=1", "--tracking-uri", in_store, "--experiment", "t-horizon"]
     assert main(args) == 0
@@ -52,6 +55,11 @@ def test_a_smoke_sweep_logs_the_horizon_table_and_plot(in_store, capsys):
     out = capsys.readouterr().out
     assert "T=5" in out and "T=10" in out and "horizon" in out and "5->10" in out
     assert all(f"test_vs_chance_at_{2 * int(r.data.tags['seq_len'])}" in r.data.metrics for r in children)
+    assert main(args) == 0  # again: every run is already finished, and the new sweep counts (and names) them
+    (again,) = [r for r in client.search_runs([parent.info.experiment_id], "tags.rnnbench_role = 'sweep'")
+                if r.info.run_id != parent.info.run_id]
+    shares = json.loads(Path(client.download_artifacts(again.info.run_id, "horizon.json", str(tmp_path))).read_text())
+    assert sorted(i for row in shares["solved_share"] for i in row["runs"]) == sorted(r.info.run_id for r in children)
 
 
 def test_a_task_whose_inputs_grow_with_length_is_not_tested_at_other_lengths(in_store):

@@ -69,14 +69,14 @@ def _improvement(o) -> list[dict]:
     """The probability of improvement as a matrix: a row per model x, a column per model y, P(x > y) [interval]."""
     labels = [c.label for c in o.contenders]
 
-    def cell(x, y):
+    def p_of(x, y):
         if x == y:
             return "–"
         found = o.improvement[(x, y)]
         return f"{found['p']:.2f}" if found["ci"] is None else f"{found['p']:.2f} [{found['ci'][0]:.2f}, " \
             f"{found['ci'][1]:.2f}]"
 
-    return [{"model": x, "cells": [cell(x, y) for y in labels]} for x in labels] if o.improvement else []
+    return [{"model": x, "p": [p_of(x, y) for y in labels]} for x in labels] if o.improvement else []
 
 
 def by_length(horizons: dict, sweep_cells: list[Run]) -> list[dict]:
@@ -84,8 +84,9 @@ def by_length(horizons: dict, sweep_cells: list[Run]) -> list[dict]:
     seeds, cheapest first (mean training seconds of their runs there), each with its runs."""
     out = []
     for task, h in sorted(horizons.items()):
-        parent = h["run"].id
-        mine = [r for r in sweep_cells if r.tags.get("mlflow.parentRunId") == parent and r.status == "FINISHED"]
+        parent, counted = h["run"].id, {i for ids in h.get("runs", {}).values() for i in ids}
+        mine = [r for r in sweep_cells if r.status == "FINISHED" and (  # the runs the sweep counted (older: its own)
+            r.id in counted if counted else r.tags.get("mlflow.parentRunId") == parent)]
         for T in h["lengths"]:
             picks = []
             for (model, length), share in h["shares"].items():

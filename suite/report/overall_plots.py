@@ -79,6 +79,8 @@ def plot_frontier(points: dict[str, tuple[float, float, str]], front: set[str], 
     ax.axhline(0, color="0.35", linestyle="--", linewidth=1, label="chance").set_gid("chance-line")
     ax.set_xscale("log")
     plain_log(ax.xaxis)
+    seconds = [v[1] for v in points.values()]
+    ax.set_xlim(min(seconds) / 2, max(seconds) * 2)  # a factor of 4 at least: two labelled ticks, no dot on an edge
     ax.set(ylim=(-0.03, 1.03), xlabel="training seconds (log scale)", ylabel="score (mean over seeds)", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="x-small")

@@ -72,7 +72,8 @@ def horizon_section(client, sweeps: list[Run], task: str, out: Path, tmp: str) -
         clean_svg(out / plot)
     return {"run": run, "lengths": lengths, "rows": rows, "plot": plot, "min_share": data.get("min_share"),
             "budget": run.tags.get("budget", ""), "seeds": run.tags.get("seeds", ""), "task": task,
-            "shares": {(r["model"], r["seq_len"]): r["solved_share"] for r in data["solved_share"]}}
+            "shares": {(r["model"], r["seq_len"]): r["solved_share"] for r in data["solved_share"]},
+            "runs": {(r["model"], r["seq_len"]): r["runs"] for r in data["solved_share"] if "runs" in r}}
 
 
 def _read_gradflow(path: Path) -> dict[str, list[float]]:

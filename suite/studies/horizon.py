@@ -148,8 +148,12 @@ def sweep(exp, task: str, lengths=None, seeds=None, budget_steps=None, budget_mi
             tags={c.config_hash: {"mlflow.parentRunId": parent} for c in cells}))
         horizons, shares, ratio, at_2t = summarise(outcomes, cfg.min_share)
         log_metrics(store.client, parent, {f"horizon_{m}": float(h or 0) for m, h in horizons.items()})
+        ids = {}  # the runs each share counts, this sweep's or finished before it (resumed, reused)
+        for o in outcomes:
+            ids.setdefault((o.cell.model, o.cell.seq_len), []).append(o.run_id)
         rows = [{"model": m, "seq_len": T, "solved_share": s, "test_vs_chance": ratio.get((m, T)),
-                 "test_vs_chance_at_2T": at_2t.get((m, T))} for (m, T), s in sorted(shares.items())]
+                 "test_vs_chance_at_2T": at_2t.get((m, T)), "runs": ids.get((m, T), [])}
+                for (m, T), s in sorted(shares.items())]
         store.client.log_dict(parent, {"horizon": horizons, "solved_share": rows, "min_share": cfg.min_share},
                               "horizon.json")
         with tempfile.TemporaryDirectory() as tmp:
