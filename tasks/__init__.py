@@ -4,11 +4,14 @@ from tasks.adding import Adding
 from tasks.assoc_recall import AssocRecall
 from tasks.base import Task
 from tasks.copy import Copy
+from tasks.induction import Induction
 from tasks.listops import ListOps
 from tasks.mnist_pixels import MnistPixels
 from tasks.mnist_rows import MnistRows
+from tasks.parity import Parity
+from tasks.permutation import Permutation
 from tasks.selective_copy import SelectiveCopy
 from tasks.temporal_order import TemporalOrder
 
 TASKS: dict[str, type[Task]] = {t.name: t for t in (MnistRows, MnistPixels, Copy, Adding, SelectiveCopy, AssocRecall,
-                                                    TemporalOrder, ListOps)}
+                                                    TemporalOrder, ListOps, Parity, Permutation, Induction)}

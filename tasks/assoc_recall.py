@@ -4,6 +4,13 @@ Ba et al. 2016 (Using Fast Weights to Attend to the Recent Past, §4.1: associat
 queries per sequence, as Zoology does (Arora et al. 2023, multi-query associative recall). Inputs: P pairs
 (a key, then its value; every key once, in random order), a separator, then Q queried keys; the target at
 each query step is the value paired with that key.
+Where ours differs from Zoology's generator (zoology/data/multiquery_ar.py, MQARConfig): there the keys and the
+values are distinct draws from the two halves of a large vocabulary (8,192), the queries come after the pairs
+at power-law gaps (power_a 0.01) among random filler tokens, and only the query positions are scored (labels
+-100 elsewhere). Here every key of a P-key alphabet appears once, values are drawn with repetition from
+`values`, the Q queries follow a separator back to back, and the loss is over every step with blank targets
+(a blind predictor scores Q log V / (T + 1 + Q)); accuracy is over the queries, as Zoology's. Zoology's first
+setting (input_seq_len 64, num_kv_pairs 4) has 4 pairs among 64 steps; ours puts T/2 pairs in T steps.
 """
 import math
 

@@ -1,9 +1,16 @@
 """Selective copying: recall K symbols scattered at random positions among noise, in order.
 
 Jing et al. 2019 (Gated Orthogonal Recurrent Units, the "variable copying" task) and Gu & Dao 2023 (Mamba, §4.1,
-"selective copying"): unlike the copy task, the positions change from sequence to sequence, so no fixed lag
-(a time-invariant filter) can solve it. Inputs: T steps holding K symbols at random distinct positions (blanks
-elsewhere), a delimiter, then K blank steps during which the symbols are to be output in their order.
+"selective copying", Table 1): unlike the copy task, the positions change from sequence to sequence, so no fixed
+lag (a time-invariant filter) can solve it. The generator is state-spaces/s4's (src/dataloaders/datasets/
+copying.py, torch_copying_data with variable=True, the one Mamba's authors point to, mamba#343): T steps holding
+K symbols at random distinct positions (blanks elsewhere), then K marker steps during which the symbols are to
+be output in their order. s4's L (noise steps) is our T - K; its A (vocabulary: blank, symbols, marker) is our
+`symbols` + 2; its config (configs/dataset/copying.yaml: l_noise 100, l_memorize 10, n_tokens 10) is T=110,
+K=10, symbols 8.
+Where ours differs: s4's loss and accuracy read only the K marker steps; ours reads the accuracy there too, but
+the loss is over every step with blank targets before the markers (so a blind predictor that knows where the
+answers are due scores K log S / (T + K), the chance loss), as the copy task's loss is.
 """
 import math
 
@@ -17,14 +24,14 @@ from tasks.base import SyntheticTask
 
 @dataclass(config=STRICT)
 class SelectiveCopyConfig:
-    seq_len: PosInt = 50  # T: steps among which the symbols are scattered
-    recall: PosInt = 8  # K: symbols to recall
-    symbols: PosInt = 8  # alphabet size
+    seq_len: PosInt = 110  # T: steps among which the symbols are scattered (s4: l_noise + l_memorize)
+    recall: PosInt = 10  # K: symbols to recall (s4: l_memorize)
+    symbols: PosInt = 8  # alphabet size (s4: n_tokens - 2)
     solved_acc: Share = 0.99  # solved at this accuracy over the recalled symbols
 
 
 class SelectiveCopy(SyntheticTask):
-    """Recall K symbols, scattered among T noise steps, after a delimiter; a blind guess scores K log S / (T+1+K)."""
+    """Recall K symbols, scattered among T steps, at K marker steps; a blind guess scores K log S / (T + K)."""
 
     name = "selective_copy"
     Config = SelectiveCopyConfig
@@ -34,7 +41,7 @@ class SelectiveCopy(SyntheticTask):
 
     @property
     def input_size(self):
-        return self.cfg.symbols + 2  # blank, the symbols, the delimiter
+        return self.cfg.symbols + 2  # blank, the symbols, the marker
 
     @property
     def n_outputs(self):
@@ -46,7 +53,7 @@ class SelectiveCopy(SyntheticTask):
 
     @property
     def input_steps(self):
-        return self.cfg.seq_len + 1 + self.cfg.recall
+        return self.cfg.seq_len + self.cfg.recall
 
     def chance_loss(self):
         return self.cfg.recall * math.log(self.cfg.symbols) / self.input_steps
@@ -63,9 +70,9 @@ class SelectiveCopy(SyntheticTask):
             raise ValueError(f"task.recall: {K} symbols cannot be scattered over {T} steps")
         positions = torch.rand(n, T, generator=generator, device=device).argsort(dim=1)[:, :K].sort(dim=1).values
         symbols = torch.randint(1, S + 1, (n, K), generator=generator, device=device)
-        tokens = torch.zeros(n, T + 1 + K, dtype=torch.long, device=device)
+        tokens = torch.zeros(n, T + K, dtype=torch.long, device=device)
         tokens.scatter_(1, positions, symbols)
-        tokens[:, T] = S + 1  # the delimiter
+        tokens[:, T:] = S + 1  # the markers: output now
         target = torch.zeros_like(tokens)
         target[:, -K:] = symbols
         return F.one_hot(tokens, S + 2).float(), target

@@ -28,13 +28,13 @@ def test_selective_copy_scatters_the_symbols_and_asks_for_them_in_order():
     task = SelectiveCopy(SelectiveCopyConfig(seq_len=30, recall=6, symbols=5))
     x, y = task.make_batch(512, G().manual_seed(0), "cpu")
     tokens = x.argmax(-1)
-    assert x.shape == (512, 30 + 1 + 6, 7) and torch.equal(x.sum(-1), torch.ones(512, 37))
+    assert x.shape == (512, 30 + 6, 7) and torch.equal(x.sum(-1), torch.ones(512, 36))
     marked = (tokens[:, :30] > 0) & (tokens[:, :30] <= 5)
     assert torch.equal(marked.sum(1), torch.full((512,), 6))  # K symbols among blanks
-    assert (tokens[:, 30] == 6).all() and (tokens[:, 31:] == 0).all()  # the delimiter, then blank recall steps
+    assert (tokens[:, 30:] == 6).all()  # then K markers (s4's copying.py, variable=True)
     for row in range(512):
         assert tokens[row, :30][marked[row]].tolist() == y[row, -6:].tolist()  # recalled in order
-    assert (y[:, :31] == 0).all()
+    assert (y[:, :30] == 0).all()
     first = marked.float().argmax(1)
     assert len(set(first.tolist())) > 10  # the positions move: no fixed lag solves it
     scored = torch.zeros(task.n_outputs)
@@ -133,3 +133,47 @@ def test_the_lru_scan_equals_its_step_by_step_recurrence():
     assert torch.allclose(net.readout(torch.stack(net.unroll(x), 1)), net(x), atol=1e-5)  # unroll = the scan
     modulus = net.blocks[0].lru.lam().abs()
     assert (modulus >= 0.9 - 1e-6).all() and (modulus <= 0.999 + 1e-6).all()  # on the ring the paper starts on
+
+
+def test_parity_is_the_count_of_ones_mod_two_at_the_last_step():
+    from tasks.parity import Parity, ParityConfig
+
+    task = Parity(ParityConfig(seq_len=21))
+    x, y = task.make_batch(512, G().manual_seed(0), "cpu")
+    bits = x.argmax(-1)
+    assert x.shape == (512, 21, 2) and torch.equal(x.sum(-1), torch.ones(512, 21))
+    assert [sum(row) % 2 for row in bits.tolist()] == y.tolist()
+    assert 0.4 < y.float().mean() < 0.6 and math.isclose(task.chance_loss(), math.log(2))
+
+
+@pytest.mark.parametrize("degree", [3, 5])
+def test_the_permutation_targets_are_the_running_products_applied_left_to_right(degree):
+    from tasks.permutation import Permutation, PermutationConfig, group
+
+    task = Permutation(PermutationConfig(seq_len=12, degree=degree))
+    elements, _ = group(degree)
+    assert len(elements) == math.factorial(degree) == task.input_size == task.n_outputs
+    x, y = task.make_batch(200, G().manual_seed(0), "cpu")
+    words = x.argmax(-1)
+    for row in range(200):
+        arrangement = list(range(degree))
+        for t in range(12):
+            g = elements[words[row, t]]
+            arrangement = [g[a] for a in arrangement]  # apply g after everything before it
+            assert elements[y[row, t]] == tuple(arrangement)
+    counts = torch.bincount(y[:, -1], minlength=task.n_outputs)
+    assert (counts > 0).sum() > 0.9 * task.n_outputs if degree == 3 else (counts > 0).sum() > 60  # near uniform
+    assert math.isclose(task.chance_loss(), math.log(math.factorial(degree)))
+
+
+def test_induction_asks_at_the_end_for_the_token_after_the_earlier_trigger():
+    from tasks.induction import Induction, InductionConfig
+
+    task = Induction(InductionConfig(seq_len=20, tokens=6))
+    x, y = task.make_batch(512, G().manual_seed(0), "cpu")
+    tokens = x.argmax(-1)
+    assert x.shape == (512, 21, 7) and (tokens[:, -1] == 6).all()
+    for row in range(512):
+        (p,) = (tokens[row, :-1] == 6).nonzero().flatten().tolist()  # one trigger before the final one
+        assert p <= 18 and tokens[row, p + 1] == y[row] and task.key_steps(x[row:row + 1]) == [[p, p + 1]]
+    assert len(set(y.tolist())) == 6 and math.isclose(task.chance_loss(), math.log(6))

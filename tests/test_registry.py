@@ -41,4 +41,5 @@ def test_every_model_module_is_registered():
     entries = defined(folder, "suite.models", lambda c: bool(getattr(c, "name", "")) and hasattr(c, "Config"))
     assert entries == set(MODELS.values())
     assert all(name == m.name for name, m in MODELS.items())
-    assert set(MODELS) == {"rnn", "irnn", "lstm", "gru", "attn_rnn", "lru", "transformer"}
+    assert set(MODELS) == {"rnn", "irnn", "lstm", "gru", "attn_rnn", "lru", "transformer", "mingru", "minlstm", "hawk",
+                           "s4d", "mamba", "mamba2", "mlstm", "gated_deltanet"}

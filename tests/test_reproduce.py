@@ -6,7 +6,7 @@ import pytest
 from mlflow import MlflowClient
 
 from suite.cli import main
-from suite.studies.reproduce import REPRODUCTIONS, Reproduction, compare
+from suite.studies.reproduce import REPRODUCTIONS, Reproduction, compare, contrast
 
 
 def test_the_comparison_is_of_means_within_the_tolerance():
@@ -16,6 +16,25 @@ def test_the_comparison_is_of_means_within_the_tolerance():
     far = compare({0: 0.70, 1: 0.72}, {0: 0.90}, entry)
     assert far["reproduced"] == 0.0 and far["difference"] == pytest.approx(-0.19) and far["reference_std"] == 0.0
     assert REPRODUCTIONS["keras-seed"].tolerance == 0.02 and REPRODUCTIONS["keras-seed"].config == "keras_seed.yaml"
+
+
+def test_a_direction_is_reproduced_only_when_the_winner_wins_beyond_seed_noise():
+    from types import SimpleNamespace as NS
+
+    entry = REPRODUCTIONS["mamba-selective-copy"]
+    assert entry.direction == ("mamba", "s4d") and entry.config == "mamba_selective_copy.yaml"
+
+    def runs(mamba, s4d):
+        return [NS(cell=NS(model=m, seed=s), metrics={"test_acc": v})
+                for m, values in (("mamba", mamba), ("s4d", s4d)) for s, v in enumerate(values)]
+
+    clear, by_model = contrast(runs([0.99, 0.98, 0.99], [0.20, 0.25, 0.18]), entry)
+    assert clear["reproduced"] == 1.0 and clear["difference"] == pytest.approx(0.776, abs=1e-3)
+    assert by_model["s4d"] == {0: 0.20, 1: 0.25, 2: 0.18}
+    noisy, _ = contrast(runs([0.99, 0.20, 0.95], [0.20, 0.25, 0.90]), entry)  # one seed of each fails the other way
+    assert noisy["reproduced"] == 0.0 and "seed noise" in noisy["reason"]
+    backwards, _ = contrast(runs([0.20, 0.21, 0.19], [0.99, 0.98, 0.99]), entry)
+    assert backwards["reproduced"] == 0.0
 
 
 def test_keras_seed_runs_both_sides_and_records_them(in_store, capsys):
@@ -42,4 +61,4 @@ def test_keras_seed_runs_both_sides_and_records_them(in_store, capsys):
 def test_an_unknown_reproduction_is_one_line(capsys):
     assert main(["reproduce", "nope"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "unknown reproduction 'nope'; known: keras-seed" in err
+    assert err.count("\n") == 1 and "unknown reproduction 'nope'; known: " in err and "keras-seed" in err

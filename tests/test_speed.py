@@ -29,7 +29,7 @@ def test_every_row_has_finite_positive_figures(smoke_cells):
         figures = r.metrics()
         assert {"suite_samples_per_s", "raw_samples_per_s", "suite_vs_raw", "data_share", "activation_mb"} <= set(figures)
         assert all(math.isfinite(v) and v > 0 for v in figures.values()), figures
-        assert ("fused_vs_stepped" in figures) == (r.cell.model != "attn_rnn")
+        assert "fused_vs_stepped" in figures  # rnn/lstm/gru by stepped(), attn_rnn by its unroll and readout
         assert ("attn_vs_base_step_time" in figures) == (r.cell.model == "attn_rnn")
         assert figures["data_share"] < 1
     table = speed_table(rows)

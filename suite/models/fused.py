@@ -60,7 +60,7 @@ class FusedRNN(nn.Module):
         """A SteppedRNN holding the same weights: the fused kernel hides its states from autograd, this does not."""
         rnn = self.rnn
         loop = SteppedRNN(self.family, rnn.input_size, rnn, getattr(rnn, "nonlinearity", "tanh"))
-        loop.to(rnn.weight_ih_l0.device)  # rnn has hidden_size and num_layers, as a config would
+        loop.to(rnn.weight_ih_l0.device, rnn.weight_ih_l0.dtype)  # rnn has hidden_size and num_layers as a config
         for i, layer in enumerate(loop.layers):
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                 getattr(layer, name).data.copy_(getattr(rnn, f"{name}_l{i}").data)

@@ -8,9 +8,20 @@ from torch import nn
 from suite.models.attn_rnn import AttnRNN
 from suite.models.base import check_model
 from suite.models.fused import GRU, LSTM, RNN
+from suite.models.gated_deltanet import GatedDeltaNet
+from suite.models.hawk import Hawk
 from suite.models.irnn import IRNN
 from suite.models.lru import LRU
+from suite.models.mamba import Mamba
+from suite.models.mamba2 import Mamba2
+from suite.models.mingru import MinGRU
+from suite.models.minlstm import MinLSTM
+from suite.models.mlstm import MLSTM
+from suite.models.s4d import S4D
 from suite.models.transformer import Transformer
 
 MODELS: dict[str, type[nn.Module]] = {m.name: check_model(m) for m in (
-    RNN, IRNN, LSTM, GRU, AttnRNN, LRU, Transformer)}
+    RNN, IRNN, LSTM, GRU, AttnRNN, LRU, Transformer,  # the classics, the LRU and the Transformer baseline
+    MinGRU, MinLSTM, Hawk,  # gated linear recurrences trained by a parallel scan
+    S4D, Mamba, Mamba2,  # state space models: time-invariant, then selective
+    MLSTM, GatedDeltaNet)}  # matrix memories

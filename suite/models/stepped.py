@@ -32,3 +32,25 @@ class SteppedRNN(nn.Module):
 
     def forward(self, x):
         return torch.stack(self.unroll(x), 1)
+
+
+class Unrolled(nn.Module):
+    """A backbone's recurrence stepped in Python through its own unroll/readout: the stepped baseline of a model
+    whose forward is a parallel scan, a convolution or a chunked form (the LRU, the selective state spaces)."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x, last_only: bool = False):  # every step is computed either way
+        return self.backbone.readout(torch.stack(self.backbone.unroll(x), 1))
+
+
+def can_step(model: type) -> bool:
+    """Whether a model class can run its recurrence stepped in Python (stepped(), or unroll and readout)."""
+    return hasattr(model, "stepped") or (hasattr(model, "unroll") and hasattr(model, "readout"))
+
+
+def stepped_form(backbone: nn.Module) -> nn.Module:
+    """The same function as backbone, stepped in Python, holding the same weights."""
+    return backbone.stepped() if hasattr(backbone, "stepped") else Unrolled(backbone)

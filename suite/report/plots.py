@@ -20,15 +20,16 @@ def plt_():
 
 
 def colour(model: str) -> str:
-    """The same colour for a model in every plot (tab10, registry order)."""
+    """The same colour for a model in every plot (registry order: tab10's ten, then Dark2's eight)."""
     import matplotlib
     from matplotlib.colors import to_hex
 
     from suite.models import MODELS
 
     names = list(MODELS)
+    palette = [*matplotlib.colormaps["tab10"].colors, *matplotlib.colormaps["Dark2"].colors]
     i = names.index(model) if model in names else len(names) + sum(map(ord, model)) % 6
-    return to_hex(matplotlib.colormaps["tab10"].colors[i % 10])
+    return to_hex(palette[i % len(palette)])
 
 
 def save_svg(fig, path: Path):

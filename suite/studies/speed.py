@@ -3,7 +3,8 @@
 For each model x task shape, interleaved repeats measure training samples/s (forward, backward, clip,
 optimizer step; warm-up excluded) of (a) the LightningModule under the Trainer with the task's own
 batches and (b) a plain ("raw") loop over the same model, batches and optimizer; plus the fused kernel
-against the same recurrence stepped in Python (the model's stepped()), attn_rnn against its base RNN, the
+(or the parallel scan, the convolution, the chunked form) against the same recurrence stepped in Python (the
+model's stepped(), else its unroll/readout), attn_rnn against its base RNN, the
 share of a step spent making data, the memory a step holds for backward, and optionally torch.compile on
 against off.
 """
@@ -146,9 +147,10 @@ def measure(cell: Cell, repeats: int = 5, steps: int | None = None, warmup: int 
         probe = raw_throughput(cell, 3, 2)["samples_per_s"]
         steps = max(5, min(300, round(target_s * probe / cell.train.batch_size)))
     from suite.models import MODELS
+    from suite.models.stepped import can_step, stepped_form
 
     suite, raw, loop, compiled, shares, monitored = [], [], [], [], [], []
-    loops = hasattr(MODELS[cell.model], "stepped")  # a backbone that can step its recurrence in Python
+    loops = can_step(MODELS[cell.model])  # a backbone that can step its recurrence in Python
     for repeat in range(repeats):
         for variant in ("suite", "raw") if repeat % 2 == 0 else ("raw", "suite"):  # neither always goes first
             if variant == "suite":
@@ -158,7 +160,7 @@ def measure(cell: Cell, repeats: int = 5, steps: int | None = None, warmup: int 
                 raw.append(r["samples_per_s"])
                 shares.append(r["data_share"])
         if loops:
-            loop.append(raw_throughput(cell, max(3, steps // 4), 1, backbone=lambda b: b.stepped())["samples_per_s"])
+            loop.append(raw_throughput(cell, max(3, steps // 4), 1, backbone=stepped_form)["samples_per_s"])
         if compile:
             compiled.append(raw_throughput(cell, steps, warmup, compile=True)["samples_per_s"])
         if monitor is not None:

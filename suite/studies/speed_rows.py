@@ -18,7 +18,7 @@ class SpeedRow:
     cell: Cell
     suite: float  # samples/s, median
     raw: float
-    stepped: float | None = None  # samples/s of the recurrence stepped in Python (models with stepped(): rnn/lstm/gru)
+    stepped: float | None = None  # samples/s of the recurrence stepped in Python (stepped(), or unroll/readout)
     compiled: float | None = None  # samples/s of the raw loop under torch.compile
     data_share: float = float("nan")
     activation_mb: float = float("nan")
