@@ -29,7 +29,7 @@ from pydantic.dataclasses import dataclass
 from torch import nn
 
 from suite.models.base import StackConfig
-from suite.models.parts import CausalConv, RMSNorm
+from suite.models.parts import BlockStack, CausalConv, RMSNorm
 from suite.schema import STRICT, NonNegFloat, PosInt
 
 
@@ -133,7 +133,7 @@ class GatedDeltaNetBlock(nn.Module):
         return self.after(self.gdn(self.norm(x)), x)
 
 
-class GatedDeltaNet(nn.Module):
+class GatedDeltaNet(BlockStack):
     """A linear encoder, `num_layers` Gated DeltaNet blocks, a final norm."""
 
     name = "gated_deltanet"
@@ -142,23 +142,11 @@ class GatedDeltaNet(nn.Module):
                     "model.heads": {"choices": [1, 2]}, "model.mlp_ratio": {"choices": [0.0, 2.0]}}
 
     def __init__(self, input_size: int, cfg: GatedDeltaNetConfig):
-        super().__init__()
-        self.encoder = nn.Linear(input_size, cfg.hidden_size)
-        self.blocks = nn.ModuleList(GatedDeltaNetBlock(cfg.hidden_size, cfg) for _ in range(cfg.num_layers))
-        self.norm = RMSNorm(cfg.hidden_size)
-        self._top = None  # unroll's residual input, normalised input and queries of the top block, for readout
-
-    def forward(self, x):  # (B, T, input) -> (B, T, hidden)
-        h = self.encoder(x)
-        for block in self.blocks:
-            h = block(h)
-        return self.norm(h)
+        super().__init__(input_size, cfg, lambda: GatedDeltaNetBlock(cfg.hidden_size, cfg), RMSNorm(cfg.hidden_size))
 
     def unroll(self, x) -> list:
         """The top layer's states S_1..S_T (B, H·DK·DV), stepped one by one (the chunkwise form computes the same)."""
-        h = self.encoder(x)
-        for block in self.blocks[:-1]:
-            h = block(h)
+        h = self.below_top(x)
         top = self.blocks[-1]
         z = top.norm(h)
         q, k, v, beta, log_alpha = top.gdn.inputs(z)

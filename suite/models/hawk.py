@@ -25,7 +25,7 @@ from pydantic.dataclasses import dataclass
 from torch import nn
 
 from suite.models.base import StackConfig
-from suite.models.parts import CausalConv, RMSNorm, linear_scan
+from suite.models.parts import BlockStack, CausalConv, RMSNorm, linear_scan
 from suite.schema import STRICT, PosInt
 
 C = 8.0  # the RG-LRU's fixed exponent: a_t = a^(c r_t)
@@ -106,7 +106,7 @@ class HawkBlock(nn.Module):
         return self.after(linear_scan(a, b), gate, x)
 
 
-class Hawk(nn.Module):
+class Hawk(BlockStack):
     """A linear encoder, `num_layers` Hawk residual blocks, a final RMSNorm."""
 
     name = "hawk"
@@ -116,23 +116,11 @@ class Hawk(nn.Module):
                     "model.a_min": {"low": 0.5, "high": 0.95}}
 
     def __init__(self, input_size: int, cfg: HawkConfig):
-        super().__init__()
-        self.encoder = nn.Linear(input_size, cfg.hidden_size)
-        self.blocks = nn.ModuleList(HawkBlock(cfg.hidden_size, cfg) for _ in range(cfg.num_layers))
-        self.norm = RMSNorm(cfg.hidden_size)
-        self._top = None  # unroll's input to the top block and its gate branch, which readout needs
-
-    def forward(self, x):  # (B, T, input) -> (B, T, hidden)
-        h = self.encoder(x)
-        for block in self.blocks:
-            h = block(h)
-        return self.norm(h)
+        super().__init__(input_size, cfg, lambda: HawkBlock(cfg.hidden_size, cfg), RMSNorm(cfg.hidden_size))
 
     def unroll(self, x) -> list:
         """The top layer's RG-LRU states h_1..h_T, stepped one by one (gradient flow; the scan computes the same)."""
-        h = self.encoder(x)
-        for block in self.blocks[:-1]:
-            h = block(h)
+        h = self.below_top(x)
         a, b, gate = self.blocks[-1].branches(h)
         self._top = (gate, h)
         state, states = torch.zeros_like(b[:, 0]), []

@@ -17,6 +17,7 @@ from pydantic.dataclasses import dataclass
 from torch import nn
 
 from suite.models.base import StackConfig
+from suite.models.parts import BlockStack
 from suite.schema import STRICT
 
 
@@ -79,7 +80,7 @@ class LRUBlock(nn.Module):
         return self.after(self.lru(self.norm(x)), x)
 
 
-class LRU(nn.Module):
+class LRU(BlockStack):
     """A linear encoder, `num_layers` LRU blocks, a final norm."""
 
     name = "lru"
@@ -88,23 +89,11 @@ class LRU(nn.Module):
                     "model.dropout": {"low": 0.0, "high": 0.3}}
 
     def __init__(self, input_size: int, cfg: LRUConfig):
-        super().__init__()
-        self.encoder = nn.Linear(input_size, cfg.hidden_size)
-        self.blocks = nn.ModuleList(LRUBlock(cfg.hidden_size, cfg) for _ in range(cfg.num_layers))
-        self.norm = nn.LayerNorm(cfg.hidden_size)
-        self._top = None  # unroll's inputs to the top block, which readout needs
-
-    def forward(self, x):  # (B, T, input) -> (B, T, hidden)
-        h = self.encoder(x)
-        for block in self.blocks:
-            h = block(h)
-        return self.norm(h)
+        super().__init__(input_size, cfg, lambda: LRUBlock(cfg.hidden_size, cfg), nn.LayerNorm(cfg.hidden_size))
 
     def unroll(self, x) -> list:
         """The top layer's complex states h_1..h_T, stepped one by one (gradient flow; the scan computes the same)."""
-        h = self.encoder(x)
-        for block in self.blocks[:-1]:
-            h = block(h)
+        h = self.below_top(x)
         top = self.blocks[-1]
         z = top.norm(h)
         self._top = (h, z)

@@ -23,7 +23,7 @@ from pydantic.dataclasses import dataclass
 from torch import nn
 
 from suite.models.base import StackConfig
-from suite.models.parts import CausalConv, RMSNorm, linear_scan
+from suite.models.parts import BlockStack, CausalConv, RMSNorm, linear_scan
 from suite.schema import STRICT, PosInt
 
 
@@ -90,7 +90,7 @@ class MambaBlock(nn.Module):
         return x + self.dropout(self.mixer(self.norm(x)))
 
 
-class Mamba(nn.Module):
+class Mamba(BlockStack):
     """A linear encoder, `num_layers` Mamba blocks, a final RMSNorm."""
 
     name = "mamba"
@@ -100,23 +100,11 @@ class Mamba(nn.Module):
                     "model.dt_max": {"low": 0.01, "high": 0.3}}
 
     def __init__(self, input_size: int, cfg: MambaConfig):
-        super().__init__()
-        self.encoder = nn.Linear(input_size, cfg.hidden_size)
-        self.blocks = nn.ModuleList(MambaBlock(cfg.hidden_size, cfg) for _ in range(cfg.num_layers))
-        self.norm = RMSNorm(cfg.hidden_size, eps=1e-5)
-        self._top = None  # unroll's inputs to the top block, which readout needs
-
-    def forward(self, x):  # (B, T, input) -> (B, T, hidden)
-        h = self.encoder(x)
-        for block in self.blocks:
-            h = block(h)
-        return self.norm(h)
+        super().__init__(input_size, cfg, lambda: MambaBlock(cfg.hidden_size, cfg), RMSNorm(cfg.hidden_size, eps=1e-5))
 
     def unroll(self, x) -> list:
         """The top layer's states h_1..h_T (each (B, inner * N)), stepped one by one; the scan computes the same."""
-        h = self.encoder(x)
-        for block in self.blocks[:-1]:
-            h = block(h)
+        h = self.below_top(x)
         top = self.blocks[-1]
         dA, dBx, rest = top.mixer.inputs(top.norm(h))
         self._top = (h, rest)

@@ -25,7 +25,7 @@ from pydantic.dataclasses import dataclass
 from torch import nn
 
 from suite.models.base import StackConfig
-from suite.models.parts import CausalConv, RMSNorm, gated_rms
+from suite.models.parts import BlockStack, CausalConv, RMSNorm, gated_rms
 from suite.schema import STRICT, PosInt
 
 
@@ -117,7 +117,7 @@ class Mamba2Block(nn.Module):
         return x + self.dropout(self.mixer(self.norm(x)))
 
 
-class Mamba2(nn.Module):
+class Mamba2(BlockStack):
     """A linear encoder, `num_layers` Mamba-2 blocks, a final RMSNorm."""
 
     name = "mamba2"
@@ -127,23 +127,11 @@ class Mamba2(nn.Module):
                     "model.dt_max": {"low": 0.01, "high": 0.3}}
 
     def __init__(self, input_size: int, cfg: Mamba2Config):
-        super().__init__()
-        self.encoder = nn.Linear(input_size, cfg.hidden_size)
-        self.blocks = nn.ModuleList(Mamba2Block(cfg.hidden_size, cfg) for _ in range(cfg.num_layers))
-        self.norm = RMSNorm(cfg.hidden_size, eps=1e-5)
-        self._top = None  # unroll's inputs to the top block, which readout needs
-
-    def forward(self, x):  # (B, T, input) -> (B, T, hidden)
-        h = self.encoder(x)
-        for block in self.blocks:
-            h = block(h)
-        return self.norm(h)
+        super().__init__(input_size, cfg, lambda: Mamba2Block(cfg.hidden_size, cfg), RMSNorm(cfg.hidden_size, eps=1e-5))
 
     def unroll(self, x) -> list:
         """The top layer's per-head matrix states (each flattened to (B, heads * head_dim * N)), stepped one by one."""
-        h = self.encoder(x)
-        for block in self.blocks[:-1]:
-            h = block(h)
+        h = self.below_top(x)
         top = self.blocks[-1]
         x, dt, dA, B, C, z = top.mixer.inputs(top.norm(h))
         self._top = (h, x, z, C)

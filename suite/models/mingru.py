@@ -19,7 +19,7 @@ from pydantic.dataclasses import dataclass
 from torch import nn
 
 from suite.models.base import StackConfig
-from suite.models.parts import RMSNorm, log_scan
+from suite.models.parts import BlockStack, RMSNorm, log_scan
 from suite.schema import STRICT
 
 
@@ -80,7 +80,7 @@ class MinRNNBlock(nn.Module):
         return self.after(self.core(self.norm(x)), x)
 
 
-class MinGRU(nn.Module):
+class MinGRU(BlockStack):
     """A linear encoder, `num_layers` minGRU blocks, a final RMSNorm."""
 
     name = "mingru"
@@ -90,24 +90,12 @@ class MinGRU(nn.Module):
                     "model.expand": {"low": 1.0, "high": 3.0}, "model.ff_mult": {"choices": [2, 4]}}  # 5% misses 12k
 
     def __init__(self, input_size: int, cfg: MinRNNConfig):
-        super().__init__()
         width = cfg.hidden_size
-        self.encoder = nn.Linear(input_size, width)
-        self.blocks = nn.ModuleList(MinRNNBlock(width, cfg, self.Core(width, cfg)) for _ in range(cfg.num_layers))
-        self.norm = RMSNorm(width)
-        self._top = None  # unroll's input to the top block, which readout needs
-
-    def forward(self, x):  # (B, T, input) -> (B, T, hidden)
-        h = self.encoder(x)
-        for block in self.blocks:
-            h = block(h)
-        return self.norm(h)
+        super().__init__(input_size, cfg, lambda: MinRNNBlock(width, cfg, self.Core(width, cfg)), RMSNorm(width))
 
     def unroll(self, x) -> list:
         """The top layer's states h_1..h_T, stepped one by one (gradient flow; the scan computes the same)."""
-        h = self.encoder(x)
-        for block in self.blocks[:-1]:
-            h = block(h)
+        h = self.below_top(x)
         top = self.blocks[-1]
         self._top = h
         u = top.core.inputs(top.norm(h))

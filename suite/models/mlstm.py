@@ -24,7 +24,7 @@ from pydantic.dataclasses import dataclass
 from torch import nn
 
 from suite.models.base import StackConfig
-from suite.models.parts import CausalConv
+from suite.models.parts import BlockStack, CausalConv
 from suite.schema import STRICT, PosInt
 
 
@@ -116,7 +116,7 @@ class MLSTMBlock(nn.Module):
         return x + self.dropout(self.mlstm(self.norm(x)))
 
 
-class MLSTM(nn.Module):
+class MLSTM(BlockStack):
     """A linear encoder, `num_layers` mLSTM blocks, a final norm."""
 
     name = "mlstm"
@@ -125,23 +125,12 @@ class MLSTM(nn.Module):
                     "model.heads": {"choices": [1, 2]}, "model.proj_factor": {"choices": [1.0, 2.0]}}
 
     def __init__(self, input_size: int, cfg: MLSTMConfig):
-        super().__init__()
-        self.encoder = nn.Linear(input_size, cfg.hidden_size)
-        self.blocks = nn.ModuleList(MLSTMBlock(cfg.hidden_size, cfg) for _ in range(cfg.num_layers))
-        self.norm = nn.LayerNorm(cfg.hidden_size, bias=False)
-        self._top = None  # unroll's residual input, queries and output branches of the top block, for readout
-
-    def forward(self, x):  # (B, T, input) -> (B, T, hidden)
-        h = self.encoder(x)
-        for block in self.blocks:
-            h = block(h)
-        return self.norm(h)
+        super().__init__(input_size, cfg, lambda: MLSTMBlock(cfg.hidden_size, cfg),
+                         nn.LayerNorm(cfg.hidden_size, bias=False))
 
     def unroll(self, x) -> list:
         """The top layer's stabilised states (C̃, ñ, m) after each step, flattened to (B, NH·(DH² + DH + 1))."""
-        h = self.encoder(x)
-        for block in self.blocks[:-1]:
-            h = block(h)
+        h = self.below_top(x)
         top = self.blocks[-1]
         (q, k, v, i_pre, f_pre), (c, z) = top.mlstm.inputs(top.norm(h))
         self._top = (h, q.transpose(1, 2), c, z)

@@ -100,3 +100,28 @@ class RMSNorm(nn.Module):
 def gated_rms(y: torch.Tensor, z: torch.Tensor, norm: RMSNorm) -> torch.Tensor:
     """norm(y ⊙ silu(z)): the gated output norm of Mamba-2 and Gated DeltaNet."""
     return norm(y * F.silu(z))
+
+
+class BlockStack(nn.Module):
+    """A linear encoder, `num_layers` residual blocks (each made by `block()`), a final norm: the shape every
+    model built of blocks shares. `below_top(x)` is the top block's input, where an `unroll` starts; `_top`
+    holds what it keeps of the top block for `readout`."""
+
+    def __init__(self, input_size: int, cfg, block, norm: nn.Module):
+        super().__init__()
+        self.encoder = nn.Linear(input_size, cfg.hidden_size)
+        self.blocks = nn.ModuleList(block() for _ in range(cfg.num_layers))
+        self.norm = norm
+        self._top = None
+
+    def forward(self, x):  # (B, T, input) -> (B, T, hidden)
+        h = self.encoder(x)
+        for block in self.blocks:
+            h = block(h)
+        return self.norm(h)
+
+    def below_top(self, x):
+        h = self.encoder(x)
+        for block in self.blocks[:-1]:
+            h = block(h)
+        return h

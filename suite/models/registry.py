@@ -23,5 +23,5 @@ from suite.models.transformer import Transformer
 MODELS: dict[str, type[nn.Module]] = {m.name: check_model(m) for m in (
     RNN, IRNN, LSTM, GRU, AttnRNN, LRU, Transformer,  # the classics, the LRU and the Transformer baseline
     MinGRU, MinLSTM, Hawk,  # gated linear recurrences trained by a parallel scan
-    S4D, Mamba, Mamba2,  # state space models: time-invariant, then selective
-    MLSTM, GatedDeltaNet)}  # matrix memories
+    S4D, Mamba, Mamba2,  # state space models: time-invariant, then selective; then the matrix memories
+    MLSTM, GatedDeltaNet)}

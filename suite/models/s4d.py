@@ -25,6 +25,7 @@ from pydantic.dataclasses import dataclass
 from torch import nn
 
 from suite.models.base import StackConfig
+from suite.models.parts import BlockStack
 from suite.schema import STRICT
 
 
@@ -92,7 +93,7 @@ class S4DBlock(nn.Module):
         return self.after(self.ssm(self.norm(x)), x)
 
 
-class S4D(nn.Module):
+class S4D(BlockStack):
     """A linear encoder, `num_layers` S4D blocks, a final norm."""
 
     name = "s4d"
@@ -102,23 +103,11 @@ class S4D(nn.Module):
                     "model.dt_max": {"low": 0.01, "high": 1.0}}
 
     def __init__(self, input_size: int, cfg: S4DConfig):
-        super().__init__()
-        self.encoder = nn.Linear(input_size, cfg.hidden_size)
-        self.blocks = nn.ModuleList(S4DBlock(cfg.hidden_size, cfg) for _ in range(cfg.num_layers))
-        self.norm = nn.LayerNorm(cfg.hidden_size)
-        self._top = None  # unroll's input to the top block and its normalised input, which readout needs
-
-    def forward(self, x):  # (B, T, input) -> (B, T, hidden)
-        h = self.encoder(x)
-        for block in self.blocks:
-            h = block(h)
-        return self.norm(h)
+        super().__init__(input_size, cfg, lambda: S4DBlock(cfg.hidden_size, cfg), nn.LayerNorm(cfg.hidden_size))
 
     def unroll(self, x) -> list:
         """The top layer's complex states (B, H * N/2) after each step, stepped by the ZOH recurrence."""
-        h = self.encoder(x)
-        for block in self.blocks[:-1]:
-            h = block(h)
+        h = self.below_top(x)
         top = self.blocks[-1]
         z = top.norm(h)
         self._top = (h, z)
