@@ -25,7 +25,7 @@ from pydantic.dataclasses import dataclass
 from torch import nn
 
 from suite.models.base import StackConfig
-from suite.models.parts import BlockStack, CausalConv, RMSNorm, gated_rms
+from suite.models.parts import BlockStack, CausalConv, RMSNorm
 from suite.schema import STRICT, PosInt
 
 
@@ -99,7 +99,7 @@ class Mamba2Mixer(nn.Module):
         return x.unflatten(-1, (self.h, self.p)), dt, dt * -torch.exp(self.A_log), B, C, z
 
     def output(self, y, x, z):
-        return self.out_proj(gated_rms((y + self.D.unsqueeze(-1) * x).flatten(-2), z, self.norm))
+        return self.out_proj(self.norm((y + self.D.unsqueeze(-1) * x).flatten(-2) * F.silu(z)))  # gate, then norm
 
     def forward(self, u):
         x, dt, dA, B, C, z = self.inputs(u)

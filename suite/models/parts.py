@@ -1,9 +1,9 @@
 """Pieces the modern recurrences share: the linear scan they train with, the short causal convolution before it,
-and RMS normalisation. Plain PyTorch (no Triton, no CUDA kernels), written once here."""
+RMS normalisation and the stack of blocks they are built of. Plain PyTorch (no Triton, no CUDA kernels), written
+once here."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -95,11 +95,6 @@ class RMSNorm(nn.Module):
 
     def forward(self, x):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-
-
-def gated_rms(y: torch.Tensor, z: torch.Tensor, norm: RMSNorm) -> torch.Tensor:
-    """norm(y ⊙ silu(z)): the gated output norm of Mamba-2 and Gated DeltaNet."""
-    return norm(y * F.silu(z))
 
 
 class BlockStack(nn.Module):

@@ -174,9 +174,8 @@ def contrast(done: list, entry: Reproduction) -> tuple[dict, dict]:
                         "(see the runs' errors)")
     winner, loser = entry.direction
     verdict = decide(values, higher_is_better=entry.metric != "test_mse")
-    mean = lambda v: statistics.mean(v)  # noqa: E731
-    return {f"{winner}_mean": mean(values[winner]), f"{loser}_mean": mean(values[loser]),
-            "difference": mean(values[winner]) - mean(values[loser]),
+    means = {m: statistics.mean(v) for m, v in values.items()}
+    return {f"{winner}_mean": means[winner], f"{loser}_mean": means[loser], "difference": means[winner] - means[loser],
             "reproduced": float(verdict.winner == winner), "reason": verdict.reason}, by_model
 
 
