@@ -31,7 +31,7 @@ test: $(STAMP) ## run the tests but the slow end-to-end ones (minutes on a lapto
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
 test-all: $(STAMP) ## run every test, the slow end-to-end ones too (what CI runs)
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q --durations=25 $(ARGS)
 
 benchmark: $(STAMP) ## train every model on every task of PROFILE (auto|smoke|cpu|full), JOBS at once (auto), then the report
 	@# failed cells (exit 1) still get a report that lists them; the benchmark's exit status is make's
@@ -44,9 +44,8 @@ report: $(STAMP) ## static HTML report of PROFILE's results from the MLflow stor
 tune: $(STAMP) ## Optuna-tune every model x task of PROFILE with the same budget (then: make benchmark ARGS=--tuned)
 	$(BIN)/rnnbench tune --profile $(PROFILE) $(ARGS)
 
-horizon: $(STAMP) ## length sweeps on copy and adding: each model's dependency horizon (PROFILE=...)
-	$(BIN)/rnnbench horizon --task copy --profile $(PROFILE) --jobs $(JOBS) $(ARGS)
-	$(BIN)/rnnbench horizon --task adding --profile $(PROFILE) --jobs $(JOBS) $(ARGS)
+horizon: $(STAMP) ## length sweeps on each task PROFILE has a horizon ladder for: each model's dependency horizon
+	$(BIN)/rnnbench horizon --profile $(PROFILE) --jobs $(JOBS) $(ARGS)
 
 speed: $(STAMP) ## time the suite against hand-written PyTorch per model x task (ARGS="--compile" etc.)
 	$(BIN)/rnnbench speed $(ARGS)

@@ -68,7 +68,8 @@ def parser() -> argparse.ArgumentParser:
     tune.add_argument("--parent-run", help=argparse.SUPPRESS)  # set for worker processes
     tune.add_argument("--worker-index", type=index, default=0, help=argparse.SUPPRESS)
     hz = sub.add_parser("horizon", parents=[common, source, models, packs], help="length sweep: each model's horizon")
-    hz.add_argument("--task", required=True, help="a registered task with a length, e.g. copy or adding")
+    hz.add_argument("--task", help="a registered task with a length, e.g. copy (default: each task the profile "
+                    "has a horizon ladder for, one sweep after another)")
     hz.add_argument("--lengths", type=lengths, help="the ladder, e.g. 50,100,200 (default: the profile's horizon:)")
     hz.add_argument("--seeds", type=count, help="seeds a length (default: the profile's)")
     budget = hz.add_mutually_exclusive_group()
@@ -94,7 +95,7 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", parents=[reading], help="static HTML pages, summary.md and leaderboard.csv")
     rep.add_argument("--out", help="site folder (default: reports/<first experiment>/)")
     rep.add_argument("--mlflow-ui", metavar="URL", help="where run links point ('' for none; default: the UI)")
-    rp = sub.add_parser("reproduce", parents=[common], help="a reference result beside ours, same data and seeds")
+    rp = sub.add_parser("reproduce", parents=[common, packs], help="a reference result beside ours, same data, seeds")
     rp.add_argument("name", help="a reproduction, e.g. keras-seed (see README › Reproductions)")
     rp.add_argument("--seeds", type=count, default=3, help="seeds 0..N-1 on both sides (default 3)")
     rp.add_argument("--epochs", type=count, help="override the epochs of both sides (a quick check)")
@@ -182,10 +183,16 @@ def cmd_tune(a) -> int:
 
 
 def cmd_horizon(a) -> int:
+    from suite.errors import UserError
     from suite.studies.horizon import sweep
-    exp = _experiment(a, models=a.models, tasks=[a.task])
-    return sweep(exp, a.task, a.lengths, a.seeds, a.budget_steps, a.budget_minutes, _flag(a, "tracking_uri"),
-                 _flag(a, "experiment"), force=a.force, reuse_stale=a.reuse_stale, jobs=(a.jobs, a.jobs_per_gpu))
+    exp = _experiment(a, models=a.models, tasks=[a.task] if a.task else None)
+    tasks = [a.task] if a.task else [t for t in exp.horizon.ladders if t in {c.task for c in exp.cells}]
+    if not tasks or (a.lengths and len(tasks) > 1):
+        raise UserError("--task: " + ("--lengths is one task's ladder; name the task" if tasks else
+                                      "the profile has no horizon: ladder; name a task, e.g. --task copy"))
+    return max(sweep(exp, t, a.lengths, a.seeds, a.budget_steps, a.budget_minutes, _flag(a, "tracking_uri"),
+                     _flag(a, "experiment"), force=a.force, reuse_stale=a.reuse_stale, jobs=(a.jobs, a.jobs_per_gpu))
+               for t in tasks)
 
 
 def cmd_gradflow(a) -> int:
@@ -215,7 +222,8 @@ def cmd_report(a) -> int:
 
 def cmd_reproduce(a) -> int:
     from suite.studies.reproduce import reproduce
-    return reproduce(a.name, a.seeds, a.epochs, _flag(a, "tracking_uri"), _flag(a, "experiment"), force=a.force)
+    return reproduce(a.name, a.seeds, a.epochs, _flag(a, "tracking_uri"), _flag(a, "experiment"), force=a.force,
+                     jobs=(a.jobs, a.jobs_per_gpu))
 
 
 def cmd_register(a) -> int:

@@ -3,11 +3,18 @@
 The simplest state-tracking probe (Delétang et al. 2023, "Neural Networks and the Chomsky Hierarchy", the
 "parity check" task; Beck et al. 2024, xLSTM §4.1's formal languages; Merrill, Petty & Sabharwal 2024, "The
 Illusion of State in State-Space Models"): a nonlinear RNN tracks it with one flip-flop unit, while a linear
-recurrence with a positive (or input-independent) transition cannot. Inputs: T uniform random bits, one-hot;
-the target is their sum mod 2, read at the last step (loss and metric there only). Unlike Delétang et al., who
-train on lengths 1-40 mixed and test on 41-500, a run trains at one T; `rnnbench horizon` sweeps T, and every
-run is also tested at 2T (test_vs_chance_at_2T) for length generalisation.
+recurrence with a positive (or input-independent) transition cannot. Inputs: T bits, one-hot; the target is
+their sum mod 2, read at the last step (loss and metric there only).
+
+Lengths: with the answer only at the end, uniform T-bit strings give gradient descent no signal until the whole
+function is found (parity is the classic hard case; measured here, no model of the cpu-probes profile left chance
+at T=8 in 900 steps). Delétang et al. therefore train on lengths 1-40 mixed; ours keeps every sequence T steps
+long and, in training (mixed_lengths), draws k uniform in 1..T and makes only the last k bits random (zeros
+before them do not change the parity), so short instances teach the flip-flop first. Validation and test are
+always T uniform bits. Where ours differs: Delétang et al. test on lengths 41-500, unseen; here a run is tested at
+its T, and `rnnbench horizon` also tests it at 2T (test_vs_chance_at_2T) for length generalisation.
 """
+import dataclasses
 import math
 from typing import Annotated
 
@@ -23,6 +30,7 @@ from tasks.base import SyntheticTask
 @dataclass(config=STRICT)
 class ParityConfig:
     seq_len: Annotated[int, Field(ge=2)] = 32  # T: bits
+    mixed_lengths: bool = True  # training: only the last k ~ U{1..T} bits random (Delétang et al.'s length mix)
     solved_acc: Share = 0.99  # solved at this test accuracy (a blind guess scores 0.5)
 
 
@@ -44,5 +52,13 @@ class Parity(SyntheticTask):
         return 0.5
 
     def make_batch(self, n, generator, device):
-        bits = torch.randint(0, 2, (n, self.cfg.seq_len), generator=generator, device=device)
+        T = self.cfg.seq_len
+        bits = torch.randint(0, 2, (n, T), generator=generator, device=device)
+        if self.cfg.mixed_lengths:
+            k = torch.randint(1, T + 1, (n, 1), generator=generator, device=device)
+            bits = bits * (torch.arange(T, device=device) >= T - k)
         return F.one_hot(bits, 2).float(), bits.sum(1) % 2
+
+    def splits(self, n_val, n_test, device):
+        """Validation and test: T uniform bits (the length mix is for training only)."""
+        return SyntheticTask.splits(Parity(dataclasses.replace(self.cfg, mixed_lengths=False)), n_val, n_test, device)

@@ -106,6 +106,7 @@ CASES = [
     (["horizon", "--profile", "smoke", "--task", "copy", "--lengths", "a,b"], None, "--lengths: expected an integer"),
     (["horizon", "--profile", "smoke", "--task", "copy", "--lengths", ","], None, "--lengths: an empty list"),
     (["horizon", "--profile", "smoke", "--task", "mnist_rows"], None, "mnist_rows has a fixed length"),
+    (["horizon", "--profile", "smoke", "--lengths", "5,10"], None, "--task: --lengths is one task's ladder"),
     (["horizon", "--profile", "smoke", "--task", "nope"], None, "tasks.nope: unknown task"),
     (["horizon", "--profile", "smoke", "--task", "copy", "--budget-minutes", "0"], None, "--budget-minutes"),
     (["horizon", "--profile", "smoke", "--task", "copy", "--seeds", "0"], None, "--seeds: needs at least 1"),

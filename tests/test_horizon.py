@@ -62,6 +62,14 @@ def test_a_smoke_sweep_logs_the_horizon_table_and_plot(in_store, capsys, tmp_pat
     assert sorted(i for row in shares["solved_share"] for i in row["runs"]) == sorted(r.info.run_id for r in children)
 
 
+def test_without_a_task_every_ladder_of_the_profile_is_swept(in_store):
+    assert main(["horizon", "--profile", "smoke", "--models", "rnn", "--set", "train.epochs=1",
+                 "--tracking-uri", in_store, "--experiment", "t-every"]) == 0
+    client = MlflowClient(in_store)
+    runs = client.search_runs([client.get_experiment_by_name("t-every").experiment_id], "tags.rnnbench_role = 'sweep'")
+    assert sorted(r.data.tags["task"] for r in runs) == ["adding", "copy"]  # smoke.yaml's horizon: ladders
+
+
 def test_a_task_whose_inputs_grow_with_length_is_not_tested_at_other_lengths(in_store):
     """assoc_recall has one key symbol a pair: a model trained at one length cannot read another; the horizon
     sweep asks for 2x anyway, and the run must finish without that figure rather than fail."""

@@ -81,11 +81,13 @@ def import_keras():
 
 
 def reproduce(name: str, seeds: int = 3, epochs: int | None = None, tracking: str | None = None,
-              experiment: str | None = None, force: bool = False) -> int:
-    """Run both sides over `seeds` seeds; exit 0 when the means agree within the tolerance, else 1."""
+              experiment: str | None = None, force: bool = False, jobs=(None, None)) -> int:
+    """Run both sides over `seeds` seeds (our cells packed as --jobs asks); exit 0 when the means agree within
+    the tolerance (or the claimed winner wins), else 1."""
     from suite.benchmark import store_for
     from suite.experiment import load_experiment
     from suite.matrix import Settings, run_matrix
+    from suite.packing import choose_packing
     from suite.roles import TAG, Role
     from suite.tracking import log_metrics, open_run
 
@@ -98,13 +100,15 @@ def reproduce(name: str, seeds: int = 3, epochs: int | None = None, tracking: st
         import_keras()  # before anything is recorded
     exp = load_experiment(config=str(CONFIGS / entry.config), seeds=range(seeds), announce=None,
                           sets=[f"train.epochs={epochs}"] if epochs else [])
+    pack = choose_packing(exp.cells, jobs)
     store = store_for(exp, tracking, experiment or "rnnbench-reproduce")
     tags = {TAG: Role.REPRODUCTION, "reproduction": name, "what": entry.what, "source": entry.source,
             "metric": entry.metric, "tolerance": str(entry.tolerance)}
     with open_run(store, f"reproduce-{name}", tags) as run:
         parent = run.id
-        outcomes = run_matrix(store, exp.cells, Settings(exp.name, force=force, role=Role.REPRO_CELL, tags={
-            c.config_hash: {"mlflow.parentRunId": parent} for c in exp.cells}))
+        nested = {c.config_hash: {"mlflow.parentRunId": parent} for c in exp.cells}
+        outcomes = run_matrix(store, exp.cells, Settings(exp.name, force=force, role=Role.REPRO_CELL, packing=pack,
+                                                         tags=nested))
         done = [o for o in outcomes if o.status in ("FINISHED", "SKIPPED")]
         if entry.direction is not None:
             result, by_model = contrast(done, entry)
