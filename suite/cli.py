@@ -183,16 +183,11 @@ def cmd_tune(a) -> int:
 
 
 def cmd_horizon(a) -> int:
-    from suite.errors import UserError
-    from suite.studies.horizon import sweep
+    from suite.studies.horizon import sweep, swept_tasks
     exp = _experiment(a, models=a.models, tasks=[a.task] if a.task else None)
-    tasks = [a.task] if a.task else [t for t in exp.horizon.ladders if t in {c.task for c in exp.cells}]
-    if not tasks or (a.lengths and len(tasks) > 1):
-        raise UserError("--task: " + ("--lengths is one task's ladder; name the task" if tasks else
-                                      "the profile has no horizon: ladder; name a task, e.g. --task copy"))
     return max(sweep(exp, t, a.lengths, a.seeds, a.budget_steps, a.budget_minutes, _flag(a, "tracking_uri"),
                      _flag(a, "experiment"), force=a.force, reuse_stale=a.reuse_stale, jobs=(a.jobs, a.jobs_per_gpu))
-               for t in tasks)
+               for t in swept_tasks(exp, a.task, a.lengths))
 
 
 def cmd_gradflow(a) -> int:

@@ -18,7 +18,7 @@ class Stream:
 
     def __iter__(self):
         for _ in range(self.steps):
-            yield self.task.make_batch(self.batch_size, self.generator, self.device)
+            yield self.task.train_batch(self.batch_size, self.generator, self.device)
 
 
 class Batches:

@@ -180,6 +180,11 @@ class SyntheticTask(Task):
     def make_batch(self, n: int, generator: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
         """n sequences (x, y), drawn from `generator` on `device`: pure, seeded and vectorised."""
 
+    def train_batch(self, n: int, generator: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training batch: make_batch's, unless the task trains on another distribution than it is tested on
+        (parity's mix of lengths)."""
+        return self.make_batch(n, generator, device)
+
     def splits(self, n_val, n_test, device):
         """Drawn on the CPU, then moved: a CUDA generator draws other numbers for the same seed."""
         def fixed(n, seed):

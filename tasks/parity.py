@@ -14,7 +14,6 @@ before them do not change the parity), so short instances teach the flip-flop fi
 always T uniform bits. Where ours differs: Delétang et al. test on lengths 41-500, unseen; here a run is tested at
 its T, and `rnnbench horizon` also tests it at 2T (test_vs_chance_at_2T) for length generalisation.
 """
-import dataclasses
 import math
 from typing import Annotated
 
@@ -52,13 +51,15 @@ class Parity(SyntheticTask):
         return 0.5
 
     def make_batch(self, n, generator, device):
-        T = self.cfg.seq_len
-        bits = torch.randint(0, 2, (n, T), generator=generator, device=device)
-        if self.cfg.mixed_lengths:
-            k = torch.randint(1, T + 1, (n, 1), generator=generator, device=device)
-            bits = bits * (torch.arange(T, device=device) >= T - k)
+        bits = torch.randint(0, 2, (n, self.cfg.seq_len), generator=generator, device=device)
         return F.one_hot(bits, 2).float(), bits.sum(1) % 2
 
-    def splits(self, n_val, n_test, device):
-        """Validation and test: T uniform bits (the length mix is for training only)."""
-        return SyntheticTask.splits(Parity(dataclasses.replace(self.cfg, mixed_lengths=False)), n_val, n_test, device)
+    def train_batch(self, n, generator, device):
+        """Training: only the last k ~ U{1..T} bits random (mixed_lengths); validation and test: make_batch's."""
+        x, y = self.make_batch(n, generator, device)
+        if not self.cfg.mixed_lengths:
+            return x, y
+        T = self.cfg.seq_len
+        k = torch.randint(1, T + 1, (n, 1), generator=generator, device=device)
+        bits = x[..., 1].long() * (torch.arange(T, device=device) >= T - k)
+        return F.one_hot(bits, 2).float(), bits.sum(1) % 2

@@ -139,7 +139,7 @@ def test_parity_is_the_count_of_ones_mod_two_at_the_last_step():
     from tasks.parity import Parity, ParityConfig
 
     task = Parity(ParityConfig(seq_len=21))
-    for x, y in (task.make_batch(512, G().manual_seed(0), "cpu"), task.splits(10, 512, "cpu")["test"]):
+    for x, y in (task.make_batch(512, G().manual_seed(0), "cpu"), task.train_batch(512, G().manual_seed(0), "cpu")):
         bits = x.argmax(-1)
         assert x.shape == (512, 21, 2) and torch.equal(x.sum(-1), torch.ones(512, 21))
         assert [sum(row) % 2 for row in bits.tolist()] == y.tolist()
@@ -152,12 +152,12 @@ def test_parity_trains_on_mixed_lengths_and_is_tested_on_uniform_bits():
     from tasks.parity import Parity, ParityConfig
 
     task = Parity(ParityConfig(seq_len=16))
-    train = task.make_batch(4000, G().manual_seed(0), "cpu")[0].argmax(-1)
+    train = task.train_batch(4000, G().manual_seed(0), "cpu")[0].argmax(-1)
     test = task.splits(10, 4000, "cpu")["test"][0].argmax(-1)
     leading = (train.cumsum(1) == 0).sum(1)  # zeros before the first one
     assert 0.45 < (leading >= 8).float().mean() < 0.6  # P(k <= 8) = 1/2, plus random zeros
     assert (test.cumsum(1) == 0).sum(1).float().mean() < 1.1  # uniform bits: about one leading zero
-    uniform = Parity(ParityConfig(seq_len=16, mixed_lengths=False)).make_batch(4000, G().manual_seed(0), "cpu")[0]
+    uniform = Parity(ParityConfig(seq_len=16, mixed_lengths=False)).train_batch(4000, G().manual_seed(0), "cpu")[0]
     assert (uniform.argmax(-1).cumsum(1) == 0).sum(1).float().mean() < 1.1
 
 

@@ -29,6 +29,15 @@ def horizon(solved: dict[int, list[bool]], min_share: float = HorizonConfig.min_
     return best
 
 
+def swept_tasks(exp, task: str | None, lengths) -> list[str]:
+    """The task named, else each task of the experiment that its `horizon:` gives a ladder, in that order."""
+    tasks = [task] if task else [t for t in exp.horizon.ladders if t in {c.task for c in exp.cells}]
+    if not tasks or (lengths and len(tasks) > 1):
+        raise UserError("--task: " + ("--lengths is one task's ladder; name the task" if tasks else
+                                      "the profile has no horizon: ladder; name a task, e.g. --task copy"))
+    return tasks
+
+
 def sweep_cells(cells: list[Cell], cfg: HorizonConfig, ladder: list[int]) -> list[Cell]:
     """Every model at every length of the ladder and every seed, under the sweep's budget: the experiment's
     cells of the task (one per model) with their length, seed and budget changed (Cell.overridden).
