@@ -31,7 +31,8 @@ def horizon(solved: dict[int, list[bool]], min_share: float = HorizonConfig.min_
 
 def swept_tasks(exp, task: str | None, lengths) -> list[str]:
     """The task named, else each task of the experiment that its `horizon:` gives a ladder, in that order."""
-    tasks = [task] if task else [t for t in exp.horizon.ladders if t in {c.task for c in exp.cells}]
+    present = {c.task for c in exp.cells}
+    tasks = [task] if task else [t for t in exp.horizon.ladders if t in present]
     if not tasks or (lengths and len(tasks) > 1):
         raise UserError("--task: " + ("--lengths is one task's ladder; name the task" if tasks else
                                       "the profile has no horizon: ladder; name a task, e.g. --task copy"))
