@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from suite.cliargs import count, host, index, jobs, lengths, names, port, positive
-from suite.errors import UserError
+from suite.errors import Fault, UserError
 from suite.server import add_parser as add_server_parser
 from suite.signals import interrupt, on_sigterm
 from suite.slurm import add_parser as add_slurm_parser
@@ -123,14 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except UserError as e:
         print(f"rnnbench: error: {e}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(e, Fault) else 2
     except Exception as e:
-        from suite.stores import auth_failure
+        from suite.stores import known_failure
 
-        if not auth_failure(e):
+        if (said := known_failure(e)) is None:
             raise
-        print(f"rnnbench: error: {auth_failure(e)}", file=sys.stderr)
-        return 2
+        print(f"rnnbench: error: {said[1]}", file=sys.stderr)
+        return said[0]
     except KeyboardInterrupt:
         print("rnnbench: interrupted; the current run is marked KILLED, finished runs are kept", file=sys.stderr)
         return 130

@@ -129,23 +129,26 @@ def shard(cells: list, spec: tuple[int, int] | None) -> list:
     return cells if spec is None else cells[spec[0]::spec[1]]
 
 
-def claim(client, experiment_id: str, run_id: str, config_hash: str, fingerprint: str) -> str | None:
+def claim(store, run_id: str, config_hash: str, fingerprint: str) -> str | None:
     """After starting `run` for a cell: None if it is ours, else why another worker has it.
 
     Two workers may start the same cell at once (overlapping shards, a requeue); the run started
     first (then the smaller id) keeps it, the other backs off. Finished runs always win. Runs of the same
-    settings with other code (another code_fingerprint) are another cell.
+    settings with other code (another code_fingerprint) are another cell. Only the tags that decide it are read
+    (suite/lookup.py), however many runs the settings have had.
     """
-    run = client.get_run(run_id)
-    runs = every(client.search_runs, [experiment_id], f"tags.config_hash = '{config_hash}'")
-    me = (run.info.start_time, run.info.run_id)
-    for other in runs:
-        if other.info.run_id == run_id or other.info.status not in ("RUNNING", "FINISHED") or \
-                other.data.tags.get(TAG) == Role.TRIAL or \
-                other.data.tags.get("code_fingerprint", "") != fingerprint:  # a trial, or other code: no cell of ours
+    from suite.lookup import briefs
+
+    others = briefs(store.client, store.uri, [store.experiment_id], (TAG, "code_fingerprint", WORKER, HEARTBEAT),
+                    ("RUNNING", "FINISHED"), ("config_hash", config_hash))
+    mine = next((b for b in others if b.id == run_id), None)
+    me = (mine.start if mine else store.client.get_run(run_id).info.start_time, run_id)
+    for other in others:
+        if other.id == run_id or other.tags.get(TAG) == Role.TRIAL or \
+                other.tags.get("code_fingerprint", "") != fingerprint:  # a trial, or other code: no cell of ours
             continue
-        if other.info.status == "FINISHED":
-            return f"finished meanwhile in run {other.info.run_id}"
-        if (other.info.start_time, other.info.run_id) < me and stale_reason(other) is None:
-            return f"running in run {other.info.run_id} ({other.data.tags.get(WORKER, '?')})"
+        if other.status == "FINISHED":
+            return f"finished meanwhile in run {other.id}"
+        if (other.start, other.id) < me and stale_from(other.tags, other.start) is None:
+            return f"running in run {other.id} ({other.tags.get(WORKER, '?')})"
     return None

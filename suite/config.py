@@ -15,6 +15,7 @@ from pydantic import Field, StrictStr, ValidationError
 from pydantic.dataclasses import dataclass
 
 from suite.errors import UserError
+from suite.memory import check_memory
 from suite.models import MODELS, ModelConfig, resolve
 from suite.schema import STRICT, NonNegFloat, NonNegInt, PosFloat, PosInt
 from tasks import TASKS
@@ -196,7 +197,8 @@ class Cell:
 
     def check(self, source: str):
         """What only the whole cell can tell, found before any run exists: a CUDA device asked for and not there,
-        other test lengths for a task without one, a param_budget the model cannot meet."""
+        other test lengths for a task without one, a param_budget the model cannot meet, a size no memory here
+        holds (suite/memory.py)."""
         if self.train.device == "cuda" and not _cuda():
             raise UserError(f"{source}: train.device: cuda asked for but no CUDA device is visible; use auto or cpu")
         if self.train.eval_seq_lens and not TASKS[self.task].has_length():
@@ -206,6 +208,16 @@ class Cell:
             task = self._task
             _sized(self.model, json.dumps(dataclasses.asdict(self.model_cfg) | {"init": None}, sort_keys=True),
                    task.input_size, task.n_outputs)
+        check_memory(self, self._task, device_for(self), source)
+
+
+def device_for(cell: Cell) -> str:
+    """Where the cell trains: train.device, auto being cuda when a device is visible."""
+    if cell.train.device == "cuda" and not _cuda():
+        raise UserError("train.device: cuda asked for but no CUDA device is visible; use auto or cpu")
+    if cell.train.device == "auto":
+        return "cuda" if _cuda() else "cpu"
+    return cell.train.device
 
 
 @functools.lru_cache(maxsize=None)

@@ -3,13 +3,13 @@ will decide it), and a time estimate from a short calibration on the machine at 
 nothing to the store."""
 from __future__ import annotations
 
-from pathlib import Path
+from urllib.parse import urlsplit
 
 from suite.config import Cell
 from suite.eta import estimate, hms, makespan
 from suite.matrix import CellState, cell_state
 from suite.packing import Packing, cores
-from suite.stores import check_store, open_client
+from suite.stores import check_store, open_client, sqlite_file
 from suite.tracking import Store, finished_runs, stopped_runs
 from suite.train import init_torch
 
@@ -37,7 +37,7 @@ def dry_run(cells: list[Cell], uri: str, experiment: str, pack, force: bool, reu
 def cell_states(cells: list[Cell], uri: str, experiment: str, force: bool, reuse_stale: bool) -> list[CellState]:
     """Each cell's state in the store, read only (matrix.cell_state, as the benchmark will decide it)."""
     fresh = [CellState("train")] * len(cells)
-    if force or (uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file()):
+    if force or (urlsplit(uri).scheme == "sqlite" and not sqlite_file(uri).is_file()):
         return fresh
     check_store(uri, read_only=True)
     client = open_client(uri)

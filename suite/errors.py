@@ -16,3 +16,28 @@ def one_line(e: BaseException) -> str:
     """An error as one line: its type and the first line of its message."""
     text = str(e).strip()
     return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
+
+
+class Fault(UserError):
+    """The machine failed us mid-run (a full or read-only disk): one line like a UserError, but exit 1, since
+    what the command was doing did not finish; what had finished is kept."""
+
+
+DISK = {28: "disk full", 122: "disk quota exceeded", 30: "read-only file system"}  # errno: ENOSPC, EDQUOT, EROFS
+SQLITE = {"database or disk is full": "disk full", "attempt to write a readonly database": "read-only file system",
+          "unable to open database file": "cannot open the database file"}
+
+
+def disk_fault(e: BaseException | None) -> tuple[str, str | None] | None:
+    """(what, the path being written or None) when a full or read-only disk is behind `e` (anywhere in its chain
+    of causes, also inside MLflow's and SQLAlchemy's wrappers); None when it is not the disk."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in DISK:
+            return DISK[e.errno], e.filename2 or e.filename
+        what = next((v for k, v in SQLITE.items() if k in str(e)), None)
+        if what:
+            return what, None
+        e = getattr(e, "orig", None) or e.__cause__ or e.__context__
+    return None

@@ -8,6 +8,7 @@ each; a contender missing some of them is listed with what it misses, never aver
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -200,3 +201,12 @@ def notes(o: Overall) -> list[str]:
         out.append("Seeds that fall apart (some solved, some at chance), shown seed by seed in the plot: "
                    + "; ".join(mixed) + ".")
     return out
+
+
+def slope(lengths: list[int], values: list[float]) -> float | None:
+    """The least-squares slope of log(value) against log(T); None with fewer than two lengths."""
+    pairs = [(math.log(t), math.log(v)) for t, v in zip(lengths, values, strict=True) if v and v > 0]
+    if len(pairs) < 2:
+        return None
+    x, y = zip(*pairs, strict=True)
+    return float(np.polyfit(x, y, 1)[0])

@@ -39,7 +39,7 @@ def cores() -> int:
 
 def choose_packing(cells: list, flags: tuple[str | None, int | None]) -> Packing | None:
     """The packing that (--jobs, --jobs-per-gpu) asks for these cells (None: one at a time); printed when used."""
-    from suite.train import device_for
+    from suite.config import device_for
 
     if not cells or flags == (None, None):
         return None
@@ -115,7 +115,7 @@ def run_packed(store, todo: list, settings, show, run):
                             feed(slot)
                 continue
             if event == "error":
-                raise UserError(payload)
+                raise payload  # a UserError (or Fault) a worker met: the line it says
             if event == "interrupted":
                 raise KeyboardInterrupt
             index = slots[slot][2][0]
@@ -169,7 +169,7 @@ def _worker(slot: int, pack: Packing, uri: str, experiment: str, settings, run, 
             started = time.perf_counter()
             outcome, note = run(store, item[1], settings)
             outbox.put((slot, "done", (outcome, note, time.perf_counter() - started)))
-    except UserError as e:  # the store lost, the server refusing us: the parent stops the matrix with this line
-        outbox.put((slot, "error", str(e)))
+    except UserError as e:  # the store lost, a full disk, the server refusing us: the parent stops with this line
+        outbox.put((slot, "error", e))
     except KeyboardInterrupt:
         outbox.put((slot, "interrupted", None))

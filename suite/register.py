@@ -29,7 +29,7 @@ def register(profile: str, names: list[str] | None, tracking: str | None) -> int
     check_store(uri, read_only=True)
     client = open_client(uri)
     experiments = find_experiments(client, uri, names, None if names else resolve_profile(profile), profile == "auto")
-    cells = [r for e in experiments for r in read_runs(client, e.experiment_id) if r.role == Role.CELL]
+    cells = [r for e in experiments for r in read_runs(client, uri, e.experiment_id) if r.role == Role.CELL]
     if not cells:
         raise UserError(f"register: no benchmark runs in {', '.join(e.name for e in experiments)}")
     lines = [register_board(client, board) for board in boards(cells)]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from suite.config import Cell
-from suite.errors import UserError, one_line
+from suite.errors import Fault, UserError, disk_fault, one_line
 from suite.provenance import environment, git_sha
 from suite.roles import TAG, Role
 from suite.stores import auth_failure, first_wins, redact
@@ -59,7 +59,8 @@ def run_cell(store: Store, cell: Cell, profile: str, options: RunOptions = RunOp
     A callback raising RunStopped (tracking.py) ends the run FINISHED and goes on up: the caller asked for it
     (a tuning trial its pruner stopped).
     """
-    from suite.train import Training, device_for
+    from suite.config import device_for
+    from suite.train import Training
 
     o, device, run = options, device_for(cell), None
     name = o.name or f"{cell.model}-{cell.task}-T{cell.seq_len}-s{cell.seed}"
@@ -84,13 +85,29 @@ def run_cell(store: Store, cell: Cell, profile: str, options: RunOptions = RunOp
     except Exception as e:  # recorded on the run (FAILED, error tag and error.txt); the matrix goes on
         if auth_failure(e):  # the server refused us: every cell would be
             raise UserError(auth_failure(e)) from None
+        if disk_fault(e):  # a full or read-only disk: every cell would be, so the matrix stops here
+            what, path = disk_fault(e)
+            raise Fault(f"{what} writing {path or f'the tracking store {redact(store.uri)}'} during {cell.label}: "
+                        f"free space (or pick a writable folder) and rerun; finished cells are kept{_left(store, run)}"
+                        ) from None
         return Outcome(cell, "FAILED", run.id if run else None, error=one_line(e), tags=o.tags)
+
+
+def _left(store, run) -> str:
+    """What became of the cell's run after a disk fault: FAILED, or still RUNNING where the store's own disk is
+    full (the next benchmark's stale-run check marks it KILLED)."""
+    try:
+        status = store.client.get_run(run.id).info.status if run else None
+    except Exception:
+        status = None
+    return "" if status is None else f" (run {run.id} is {status}" + (
+        ": the next benchmark marks it KILLED)" if status == "RUNNING" else ")")
 
 
 def _claimed(store, run, cell) -> str | None:
     from suite.cluster import claim
 
-    return claim(store.client, store.experiment_id, run.id, cell.config_hash, cell.code_fingerprint)
+    return claim(store, run.id, cell.config_hash, cell.code_fingerprint)
 
 
 def _describe_run(client, run_id: str, cell: Cell, training, device: str):

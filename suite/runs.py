@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from suite.errors import UserError
-from suite.roles import TAG
+from suite.roles import TAG, Role
 from suite.stores import every, redact
 from suite.tracking import plan_blocks
 
@@ -88,11 +88,37 @@ def find_experiments(client, uri: str, names: list[str] | None, profile: str | N
     return found + [e for e in map(client.get_experiment_by_name, optional) if e is not None]
 
 
-def read_runs(client, experiment_id: str) -> list[Run]:
-    """Every active run of the experiment, oldest first."""
+def cell_key(run) -> tuple:
+    """What a leaderboard counts one run for: the setting, model, tuned or not, init scheme and seed."""
+    return (setting_of(run), run.tags["model"], run.tags.get("tuned") == "true", run.tags.get("init", ""),
+            int(run.tags["seed"]))
+
+
+CELL_KEYS = (TAG, "task", "seq_len", "variant", "model", "tuned", "init", "seed")  # the tags cell_key reads
+
+
+def counted(cells) -> dict:
+    """cell_key -> the run a leaderboard counts for it: the newest finished one, else the newest (failed or
+    stopped). `cells` oldest first."""
+    latest = {}
+    for run in cells:
+        key = cell_key(run)
+        if run.status == "FINISHED" or latest.get(key, run).status != "FINISHED":
+            latest[key] = run
+    return latest
+
+
+def read_runs(client, uri: str, experiment_id: str) -> list[Run]:
+    """The experiment's active runs that count, oldest first: every run but the benchmark cells superseded by a
+    newer run of the same cell (suite/lookup.py: a few tags of each run first, then the runs kept, whole)."""
+    from suite.lookup import briefs, whole
+
+    found = briefs(client, uri, [experiment_id], CELL_KEYS)
+    cells = [b for b in found if b.tags.get(TAG) == Role.CELL]
+    keep = {b.id for b in counted(cells).values()} | {b.id for b in found if b.tags.get(TAG) != Role.CELL}
     runs = [Run(r.info.run_id, r.info.experiment_id, r.info.status, r.info.start_time or 0, r.info.run_name or "",
                 dict(r.data.tags), dict(r.data.params), dict(r.data.metrics))
-            for r in every(client.search_runs, [experiment_id])]
+            for r in whole(client, [b for b in found if b.id in keep]).values()]
     return sorted(runs, key=lambda r: (r.start, r.id))
 
 

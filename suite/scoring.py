@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from suite.compare import Verdict, decide, interval
-from suite.runs import Run, Setting, setting_of
+from suite.runs import Run, Setting, counted
 
 FORMATS = {"acc": ".3f", "mse": ".3g", "ratio": ".3f", "count": ",.0f", "rate": ",.0f", "seconds": ".1f", "mb": ",.0f"}
 
@@ -201,12 +201,7 @@ def boards(runs: list[Run], planned: set | None = None) -> list[Board]:
     from tasks import TASKS
     from tasks.base import OUTPUT_KINDS
 
-    latest, rows = {}, {}
-    for run in runs:
-        key = (setting_of(run), run.tags["model"], run.tags.get("tuned") == "true", run.tags.get("init", ""),
-               int(run.tags["seed"]))
-        if run.status == "FINISHED" or latest.get(key, run).status != "FINISHED":
-            latest[key] = run
+    latest, rows = counted(runs), {}
     for (setting, model, tuned, init, seed), run in latest.items():
         row = rows.setdefault((setting, model, tuned, init), Row(model, tuned, init))
         (row.runs if run.status == "FINISHED" else row.failed)[seed] = run

@@ -2,12 +2,13 @@
 and the client every command talks to it through (`open_client`)."""
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from suite.errors import UserError
+from suite.errors import UserError, disk_fault
 from suite.signals import interrupted_since, interrupts, uninterrupted
 
 DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow's own default store; artifacts go to ./mlartifacts
@@ -90,17 +91,35 @@ def auth_failure(error: BaseException) -> str | None:
     return None
 
 
+def known_failure(e: BaseException) -> tuple[int, str] | None:
+    """(exit status, the line) for an error no command caught that is not a bug: the tracking server refusing
+    the credentials (2), a full or read-only disk (1); None for anything else."""
+    if auth_failure(e):
+        return 2, auth_failure(e)
+    if disk_fault(e):
+        what, path = disk_fault(e)
+        return 1, (f"{what}{f' writing {path}' if path else ''}: free space (or pick a writable folder) and rerun; "
+                   "finished results are kept")
+    return None
+
+
 def _check_sqlite(uri: str, read_only: bool):
     import sqlite3
 
-    db = Path(uri.removeprefix("sqlite:///"))
+    db = sqlite_file(uri)
+    if db.is_dir():
+        raise UserError(f"--tracking-uri: {db} is a folder, not a database file; use e.g. sqlite:///{db}/mlflow.db")
     if not db.parent.exists():
         raise UserError(f"--tracking-uri: folder {db.parent} for {uri} does not exist")
+    if not read_only:
+        writable(db if db.exists() else db.parent, "--tracking-uri")
+        writable(db.parent, "--tracking-uri")  # SQLite writes its journal beside the file
     if not db.is_file() or db.stat().st_size == 0:
         if read_only:
             raise UserError(f"no MLflow store at {uri} ({db} {'is empty' if db.is_file() else 'not found'}); "
                             "run `make benchmark` first")
-        return  # MLflow creates it
+        _create_sqlite(uri, db)
+        return
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -108,6 +127,44 @@ def _check_sqlite(uri: str, read_only: bool):
         raise UserError(f"--tracking-uri: {db} is not an MLflow store ({e})") from None
     if not {"experiments", "runs", "alembic_version"} <= tables:
         raise UserError(f"--tracking-uri: {db} is a database but not an MLflow store (no experiments table)")
+
+
+def sqlite_file(uri: str) -> Path:
+    """The file of a sqlite:/// store; an in-memory one (sqlite://, sqlite:///, :memory:) is refused, since every
+    result in it would be gone when the command ends."""
+    path = uri.split("://", 1)[1].split("?", 1)[0]
+    if path.strip("/") in ("", ":memory:") or "mode=memory" in uri:
+        raise UserError(f"--tracking-uri: {uri} is an in-memory store: every result would be gone when the command "
+                        "ends; name a file, e.g. sqlite:///mlflow.db")
+    return Path(path[1:])
+
+
+def _create_sqlite(uri: str, db: Path):
+    """MLflow's tables in a new SQLite file, one process at a time (a lock on the folder): two commands starting
+    together on a new store would both run MLflow's schema migrations, and one die in them."""
+    import fcntl
+
+    from mlflow import MlflowClient
+
+    folder = os.open(db.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        MlflowClient(uri).search_experiments(max_results=1)  # creates and migrates the tables, or finds them made
+    finally:
+        os.close(folder)  # and the lock with it
+
+
+def writable(path: Path, flag: str):
+    """One line when `path` (a file, or a folder to write into) cannot be written: a read-only file system, or
+    no permission; a folder not made yet is judged by the nearest one that exists."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    if os.access(path, os.W_OK):
+        return
+    folder = path if path.is_dir() else path.parent
+    why = "is on a read-only file system" if os.statvfs(folder).f_flag & os.ST_RDONLY else \
+        "is not writable by this user"
+    raise UserError(f"{flag}: {path} {why}; pick a folder you can write (nothing was written)")
 
 
 def _check_database(uri: str):
@@ -178,10 +235,17 @@ def first_wins(attempt, done, tries: int = 4):
             time.sleep(0.2 * (n + 1))
 
 
+def _no_tracebacks(record) -> bool:
+    return record.levelno < logging.ERROR
+
+
 def open_client(uri: str) -> StoreClient:
-    """The MLflow client on `uri` every command uses: its calls finish before Ctrl-C stops us (StoreClient)."""
+    """The MLflow client on `uri` every command uses: its calls finish before Ctrl-C stops us (StoreClient).
+    MLflow's own log of a failed database call (a traceback on stderr, before the error reaches us) is left
+    out: the error itself is raised, and said in one line where it ends a command."""
     from mlflow import MlflowClient
 
+    logging.getLogger("mlflow.store.db.utils").addFilter(_no_tracebacks)
     return StoreClient(MlflowClient(uri), sqlite=urlsplit(uri).scheme == "sqlite")
 
 

@@ -15,12 +15,12 @@ import math
 import time
 import traceback
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from suite.cluster import HEARTBEAT, WORKER, Heartbeat, worker_id
 from suite.errors import UserError, one_line
 from suite.roles import MATRIX, TAG
-from suite.stores import check_store, every, first_wins, open_client, redact
+from suite.stores import check_store, every, first_wins, open_client, redact, writable
 
 PLAN = "rnnbench.plan"  # experiment tags PLAN.<hash>: the matrices benchmarks planned (the report's "missing" cells)
 UI_VIEW = "mlflow.experimentKind"  # MLflow 3's UI opens an experiment of this kind in its machine-learning view
@@ -50,6 +50,8 @@ def connect(uri: str, experiment: str) -> Store:
     found = client.get_experiment_by_name(experiment)
     if found is None:
         artifacts = Path("mlartifacts").resolve().as_uri() if urlsplit(uri).scheme == "sqlite" else None
+        if artifacts:
+            writable(Path("mlartifacts").resolve(), f"the artifacts of {experiment}")
         try:  # another job may create it a moment before us: then it is there, which is all we need
             first_wins(lambda: client.create_experiment(experiment, artifact_location=artifacts),
                        lambda: client.get_experiment_by_name(experiment) is not None)
@@ -57,6 +59,8 @@ def connect(uri: str, experiment: str) -> Store:
             raise UserError(f"--experiment: cannot create {experiment} in {redact(uri)} "
                             f"({getattr(e, 'error_code', type(e).__name__)})") from None
         found = client.get_experiment_by_name(experiment)
+    elif urlsplit(found.artifact_location).scheme in ("", "file"):  # a local folder: a server's is its own
+        writable(Path(unquote(urlsplit(found.artifact_location).path)), f"the artifacts of {experiment}")
     if found.tags.get(UI_VIEW) != "custom_model_development":
         describe(client, found.experiment_id, experiment)
     return Store(uri, client, found.experiment_id, experiment)
@@ -169,30 +173,28 @@ def our_experiments(store: Store) -> list[str]:
     return list(dict.fromkeys([store.experiment_id, *(e.experiment_id for e in found)]))
 
 
-def _by_hash(hashes: list[str] | None) -> str:
-    """A filter on the cells' config hashes (one clause for one hash; every run for several, filtered after)."""
-    return f" and tags.config_hash = '{hashes[0]}'" if hashes and len(hashes) == 1 else ""
-
-
 def finished_runs(store: Store, hashes: list[str] | None = None) -> dict[tuple[str, str], object]:
-    """FINISHED matrix cell runs of the experiment by (config_hash, code_fingerprint), the newest when one ran
-    twice (every page of them)."""
-    runs = every(store.client.search_runs, [store.experiment_id], "attributes.status = 'FINISHED'" + _by_hash(hashes),
-                 order_by=["attributes.start_time ASC"])
-    found = {(r.data.tags.get("config_hash"), r.data.tags.get("code_fingerprint", "")): r
-             for r in runs if r.data.tags.get(TAG) in MATRIX}
-    return {k: r for k, r in found.items() if k[0] and (hashes is None or k[0] in hashes)}
+    """FINISHED matrix cell runs of the experiment (of the cells with these config hashes) by (config_hash,
+    code_fingerprint), the newest when one ran twice; only those are read whole (suite/lookup.py)."""
+    return _newest(store, hashes, ("FINISHED",), lambda tags: tags.get(TAG) in MATRIX)
 
 
 def stopped_runs(store: Store, hashes: list[str] | None = None) -> dict[tuple[str, str], object]:
     """KILLED runs with a checkpoint (preempted, interrupted or stale) by (config_hash, code_fingerprint), the
     newest of each: what a cell resumes from. Runs killed as duplicates are not resumed."""
-    runs = every(store.client.search_runs, [store.experiment_id],
-                 "attributes.status = 'KILLED' and tags.checkpoint_epoch != ''" + _by_hash(hashes),
-                 order_by=["attributes.start_time ASC"])
-    found = {(r.data.tags.get("config_hash"), r.data.tags.get("code_fingerprint", "")): r
-             for r in runs if "duplicate" not in r.data.tags}
-    return {k: r for k, r in found.items() if k[0] and (hashes is None or k[0] in hashes)}
+    return _newest(store, hashes, ("KILLED",), lambda tags: tags.get("checkpoint_epoch") and "duplicate" not in tags)
+
+
+def _newest(store: Store, hashes, statuses, wanted) -> dict[tuple[str, str], object]:
+    from suite.lookup import briefs, whole
+
+    keys = (TAG, "config_hash", "code_fingerprint", "checkpoint_epoch", "duplicate")
+    one = ("config_hash", hashes[0]) if hashes and len(hashes) == 1 else None
+    newest = {(b.tags.get("config_hash"), b.tags.get("code_fingerprint", "")): b
+              for b in briefs(store.client, store.uri, [store.experiment_id], keys, statuses, one) if wanted(b.tags)}
+    newest = {k: b for k, b in newest.items() if k[0] and (hashes is None or k[0] in hashes)}
+    runs = whole(store.client, list(newest.values()))
+    return {k: runs[b.id] for k, b in newest.items()}
 
 
 def log_plan(store: Store, *matrices: list) -> None:

@@ -15,6 +15,10 @@ MAX_DEPTH = 32  # sections within sections
 def read_yaml(path: Path, what: str = "--config"):
     """The document in `path` (None when it holds only comments), or one line saying what is wrong."""
     path = Path(path)
+    if path.is_dir():
+        yamls = sorted(p.name for p in path.glob("*.yaml"))[:3]
+        raise UserError(f"{what}: {path} is a folder; name one YAML file in it"
+                        + (f", e.g. {path / yamls[0]} (it has {', '.join(yamls)})" if yamls else " (it has none)"))
     if not path.is_file():
         raise UserError(f"{what}: {path} not found")
     if path.stat().st_size > MAX_BYTES:

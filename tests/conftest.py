@@ -32,7 +32,7 @@ def torch_settings():
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory):
     """A real PostgreSQL server on 127.0.0.1 (skipped where none is installed, unless CI requires it)."""
-    from tests.servers import Postgres, pg_bin
+    from suite.pgtemp import Postgres, pg_bin
 
     if not (pg_bin("initdb") and pg_bin("pg_ctl")):
         if os.environ.get("RNNBENCH_REQUIRE_SERVERS"):

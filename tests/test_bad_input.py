@@ -3,12 +3,14 @@ written: the store's contents and the working folder are as they were."""
 import gzip
 import hashlib
 import os
+import shutil
 import sqlite3
 import time
 
 import pytest
 
 from suite.cli import main
+from tests.disks import read_only
 
 SECRET = "s3cret"
 NEST = "a: " + "[" * 100 + "]" * 100 + "\n"
@@ -80,6 +82,32 @@ CASES = [
     (["benchmark", "--config", "{cfg}", "--tracking-uri", "sqlite:///{dir}/other.db"], SMOKE_ADDING,
      "not an MLflow store"),
     (["benchmark", "--config", "{cfg}", "--tracking-uri", "file:///tmp/mlruns"], SMOKE_ADDING, "needs a database"),
+    # stores that would lose every result, or that cannot be written
+    (["benchmark", "--profile", "smoke", "--tracking-uri", "sqlite:///"], None, "is an in-memory store"),
+    (["run", "--profile", "smoke", "--model", "rnn", "--task", "adding", "--tracking-uri", "sqlite://"], None,
+     "is an in-memory store"),
+    (["benchmark", "--profile", "smoke", "--tracking-uri", "sqlite:///:memory:", "--dry-run"], None, "in-memory store"),
+    (["report", "--tracking-uri", "sqlite:///:memory:"], None, "is an in-memory store"),
+    (["benchmark", "--profile", "smoke", "--tracking-uri", "sqlite:///{dir}"], None, "is a folder, not a database"),
+    (["benchmark", "--profile", "smoke", "--tracking-uri", "sqlite:///{dir}/ro/mlflow.db"], None,
+     "ro/mlflow.db is "),
+    (["run", "--profile", "smoke", "--model", "rnn", "--task", "adding", "--tracking-uri", "sqlite:///{dir}/ro/new.db"],
+     None, "pick a folder you can write"),
+    (["benchmark", "--profile", "smoke", "--tracking-uri", "sqlite:///{dir}/arts/mlflow.db"], None,
+     "the artifacts of rnnbench-smoke: "),
+    (["report", "--profile", "smoke", "--out", "{dir}/ro/report"], None, "--out: "),
+    (["tune", "--profile", "smoke", "--model", "lstm", "--task", "adding", "--storage", "{dir}/ro/j.log"], None,
+     "--storage: "),
+    (["benchmark", "--config", "{dir}"], None, "is a folder; name one YAML file"),
+    # sizes no memory here holds, refused before any run exists
+    (["benchmark", "--profile", "smoke", "--set", "model.hidden_size=100000000"], None, "model.hidden_size=100000000"),
+    (["run", "--profile", "smoke", "--model", "rnn", "--task", "copy", "--set", "task.seq_len=1000000000"], None,
+     "needs at least"),
+    (["benchmark", "--profile", "smoke", "--set", "train.batch_size=1000000000"], None, "GB of RAM on this machine"),
+    (["benchmark", "--profile", "smoke", "--set", "model.hidden_size=1000000000000000000000000000000"], None,
+     "needs at least"),
+    (["tune", "--profile", "smoke", "--model", "lstm", "--task", "adding", "--set", "model.hidden_size=100000000"],
+     None, "needs at least"),
     # run
     (["run", "--profile", "smoke", "--seed", "-1"], None, "--seed: needs at least 0"),
     (["run", "--profile", "smoke", "--seed", "two"], None, "--seed: expected an integer"),
@@ -152,7 +180,8 @@ def files(folder) -> set:
 
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory):
-    """A store with one finished run, and the odd files the cases point at."""
+    """A store with one finished run, and the odd files the cases point at: a copy of it on a read-only disk
+    (ro/), and one whose artifacts are there (arts/)."""
     root = tmp_path_factory.mktemp("bad")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
@@ -166,7 +195,13 @@ def filled(tmp_path_factory):
         (root / "idx" / f"{name}.gz").write_bytes(gzip.compress(b"PK\x03\x04 a zip, not an IDX file"))
     sqlite3.connect(root / "other.db").execute("CREATE TABLE t (x)").connection.close()
     (root / "empty.db").touch()
-    return root
+    for folder in ("ro", "arts"):
+        (root / folder).mkdir()
+        shutil.copy(root / "mlflow.db", root / folder / "mlflow.db")
+    with sqlite3.connect(root / "arts" / "mlflow.db") as conn:
+        conn.execute("UPDATE experiments SET artifact_location = ?", ((root / "ro" / "artifacts").as_uri(),))
+    with read_only(root / "ro"):
+        yield root
 
 
 def test_the_table_has_sixty_cases_over_every_subcommand():
@@ -199,3 +234,40 @@ def test_a_bad_input_is_one_line_exit_2_and_writes_nothing(filled, tmp_path, mon
     assert "Traceback" not in out + err and SECRET not in out + err
     assert unchanged
     assert (filled / "empty.db").stat().st_size == 0  # a report never creates MLflow's tables
+
+
+# Faults mid-run: one line naming the cause, exit 1, the run it hit FAILED, finished cells kept, no traceback.
+FOUR_CELLS = "models: [rnn]\nseeds: [0, 1, 2, 3]\ntrain: {epochs: 1, steps_per_epoch: 2, batch_size: 8, n_val: 16, " \
+             "n_test: 16, system_metrics: false}\ntasks: {adding: {seq_len: 5}}\n"
+
+
+def test_a_full_disk_stops_the_matrix_at_the_first_cell_it_hits(tmp_path, monkeypatch, capsys):
+    from mlflow import MlflowClient
+
+    from tests.disks import small_disk
+
+    cfg, uri = tmp_path / "four.yaml", f"sqlite:///{tmp_path}/mlflow.db"
+    cfg.write_text(FOUR_CELLS)
+    monkeypatch.chdir(tmp_path)
+    with small_disk(tmp_path / "mlartifacts", 600, monkeypatch):  # a cell's model and code: ~250 KB
+        code = main(["benchmark", "--config", str(cfg), "--tracking-uri", uri])
+    out, err = capsys.readouterr()
+    said = [line for line in err.splitlines() if line.startswith("rnnbench: error: ")]
+    assert code == 1 and len(said) == 1 and "Traceback" not in out + err, err[-2000:]
+    assert "disk full writing " in said[0] and "finished cells are kept" in said[0] and "FAILED" in said[0]
+    runs = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("rnnbench-four").experiment_id])
+    statuses = sorted(r.info.status for r in runs)
+    assert statuses.count("FAILED") == 1 and 1 <= statuses.count("FINISHED") <= 2 and len(runs) < 4, statuses
+
+
+@pytest.mark.slow
+def test_two_benchmarks_starting_together_on_a_new_sqlite_store_both_finish(tmp_path):
+    import subprocess
+    import sys
+
+    uri = f"sqlite:///{tmp_path}/new.db"
+    procs = [subprocess.Popen([sys.executable, "-m", "suite", "run", "--profile", "smoke", "--model", model, "--task",
+                               "adding", "--tracking-uri", uri], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for model in ("rnn", "lstm")]
+    done = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert [code for code, _ in done] == [0, 0] and not any("Traceback" in err for _, err in done), done

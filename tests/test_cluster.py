@@ -15,8 +15,9 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
+from suite.pgtemp import PASSWORD
 from suite.tracking import plan_blocks
-from tests.servers import PASSWORD, MlflowServer
+from tests.servers import MlflowServer
 
 pytestmark = pytest.mark.slow  # real servers and fresh processes: `make test-all` runs these
 

@@ -19,8 +19,10 @@ def paged(in_store, monkeypatch, request):
 
 
 def cell(store, i, status, **tags):
-    run = store.client.create_run(store.experiment_id, tags={TAG: Role.CELL, "config_hash": f"h{i % 3}",
-                                                             "code_fingerprint": "fp", **tags})
+    seed = str(len(store.client.search_runs([store.experiment_id])))  # a cell of its own for the report
+    run = store.client.create_run(store.experiment_id, tags={
+        TAG: Role.CELL, "config_hash": f"h{i % 3}", "code_fingerprint": "fp", "model": "rnn", "task": "copy",
+        "seq_len": "5", "seed": seed, **tags})
     if status != "RUNNING":
         store.client.set_terminated(run.info.run_id, status)
     return run.info.run_id
@@ -32,7 +34,7 @@ def test_the_skip_check_and_the_resume_check_read_every_page(paged):
     found = finished_runs(paged)
     assert {k[0] for k in found} == {"h0", "h1", "h2"} and found[("h0", "fp")].info.run_id == done[6]  # the newest
     assert len(finished_runs(paged, ["h1"])) == 1 and stopped_runs(paged)[("h1", "fp")].info.run_id == killed[4]
-    assert len(read_runs(paged.client, paged.experiment_id)) == 12
+    assert len(read_runs(paged.client, paged.uri, paged.experiment_id)) == 12
 
 
 def test_claims_and_stale_runs_see_every_page(paged):
@@ -44,7 +46,7 @@ def test_claims_and_stale_runs_see_every_page(paged):
     for _ in range(3):
         cell(paged, 3, "KILLED")  # same hash (h0), not running: no claim on the cell
     winner = cell(paged, 0, "FINISHED")  # on the last page
-    assert claim(paged.client, paged.experiment_id, mine, "h0", "fp") == f"finished meanwhile in run {winner}"
+    assert claim(paged, mine, "h0", "fp") == f"finished meanwhile in run {winner}"
 
 
 def test_experiments_and_registered_versions_are_listed_whole(paged, in_store):

@@ -66,7 +66,7 @@ def test_speed_command_records_one_run_per_cell(in_store, capsys):
 
 
 def test_speed_lengths_measures_cost_against_length_and_fits_a_slope(in_store, capsys, tmp_path):
-    from suite.studies.scaling import slope
+    from suite.overall import slope
 
     assert slope([64, 256, 1024], [1.0, 4.0, 16.0]) == pytest.approx(1.0)  # linear in T
     assert slope([64, 256, 1024], [1.0, 16.0, 256.0]) == pytest.approx(2.0)  # quadratic

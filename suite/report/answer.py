@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 from suite import overall as answer
+from suite.overall import slope
 from suite.report.overall_plots import plot_frontier, plot_profile, plot_scaling, plot_scores
 from suite.report.plots import clean_svg
 from suite.roles import Role
 from suite.runs import Run
 from suite.scoring import STATS, Board, unit_of
-from suite.studies.scaling import slope
 
 CAPTIONS = {  # plot -> (caption, alt text)
     "overall-scores": ("Each model's score over the settings: interquartile mean (thick bar: its 95% interval), mean "

@@ -23,7 +23,7 @@ from suite.report.tables import annotate, banners, facts, write_csv
 from suite.roles import Role
 from suite.runs import find_experiments, open_store, planned_cells, read_runs, registered
 from suite.scoring import boards, unit_of
-from suite.stores import redact, ui_url
+from suite.stores import redact, ui_url, writable
 
 HERE = Path(__file__).resolve().parent
 OWNED = ("index.html", "speed.html", "style.css", "summary.md", "leaderboard.csv", "results.json", "plots",
@@ -61,13 +61,14 @@ def write_site(uri: str, names: list[str] | None, profile: str | None, out: str 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     client = open_store(uri)
     experiments = find_experiments(client, uri, names, profile, auto)
-    runs = [r for e in experiments for r in read_runs(client, e.experiment_id)]
+    runs = [r for e in experiments for r in read_runs(client, uri, e.experiment_id)]
     if not any(r.role != "other" for r in runs):  # a report never writes to the store: nothing to show is an error
         raise UserError(f"no runs in experiment {', '.join(e.name for e in experiments)} of {redact(uri)}; "
                         "run `make benchmark` first")
     if ui is None:  # a tracking server serves its UI too; links never carry credentials
         ui = ui_url(uri)
     out = Path(out) if out else Path("reports") / re.sub(r"[^\w.-]+", "_", experiments[0].name)
+    writable(out, "--out")
     out.mkdir(parents=True, exist_ok=True)
     _clear(out)
     (out / "plots").mkdir()

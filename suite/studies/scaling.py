@@ -8,27 +8,16 @@ steps through time is ~1, attention's T x T ~2 once it dominates, a parallel sca
 """
 from __future__ import annotations
 
-import math
 import statistics
 
-import numpy as np
-
+from suite.config import device_for
 from suite.console import aligned
 from suite.errors import UserError, one_line
+from suite.overall import slope
 from suite.provenance import environment
 from suite.roles import TAG, Role
 from suite.studies.speed import peak_cuda_mb, raw_throughput, saved_activation_mb
 from suite.tracking import log_metrics, open_run
-from suite.train import device_for
-
-
-def slope(lengths: list[int], values: list[float]) -> float | None:
-    """The least-squares slope of log(value) against log(T); None with fewer than two lengths."""
-    pairs = [(math.log(t), math.log(v)) for t, v in zip(lengths, values, strict=True) if v and v > 0]
-    if len(pairs) < 2:
-        return None
-    x, y = zip(*pairs, strict=True)
-    return float(np.polyfit(x, y, 1)[0])
 
 
 def step_seconds(cell, repeats: int, target_s: float = 0.5) -> float:

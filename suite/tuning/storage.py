@@ -39,13 +39,14 @@ def open_storage(url: str):
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     from suite.cluster import heartbeat_s
-    from suite.stores import redact
+    from suite.stores import redact, writable
 
     if "://" not in url:  # a path: the journal file
         from optuna.storages.journal import JournalFileBackend
 
         if not Path(url).resolve().parent.exists():
             raise UserError(f"--storage: folder of {url} does not exist")
+        writable(Path(url).resolve(), "--storage")
         return optuna.storages.JournalStorage(JournalFileBackend(url))
     if url.split("://")[0].split("+")[0] not in ("sqlite", "postgresql", "mysql"):
         raise UserError(f"--storage: {redact(url)}: expected a path, or a postgresql://, mysql:// or sqlite:/// URL")

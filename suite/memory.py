@@ -1,0 +1,75 @@
+"""Sizes no machine here can hold, refused before any run exists: a lower bound on the memory a cell needs to
+train, against the memory there is (the CUDA device's, else the machine's RAM).
+
+The bound counts only what every model keeps, in float32: the parameters with their gradients and Adam's two
+moments (16 bytes a parameter, counted on the meta device), one hidden state a step, layer and sequence of a
+batch for the backward pass, and the generated validation and test sets with one batch of inputs. Real use is
+higher (gates, attention, the framework), so a cell refused here could never have run; one let through may still
+run out, mid-run, as it would have anyway.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+
+GB = 1 << 30
+
+
+def needed(cell, task) -> dict[str, float]:
+    """The lower bound's parts in bytes, for `cell` on its task (built): parameters, activations and data."""
+    from suite.models import resolve
+
+    cfg = resolve(cell.model, cell.model_cfg, task.input_size, task.n_outputs)
+    layers, steps, train = getattr(cfg, "num_layers", 1), task.input_steps, cell.train
+    return {"parameters and Adam state": 16.0 * _params(cell.model, json.dumps(dataclasses.asdict(cfg)),
+                                                        task.input_size, task.n_outputs),
+            "activations": 4.0 * train.batch_size * steps * cfg.hidden_size * layers,
+            "data": 4.0 * (train.n_val + train.n_test + train.batch_size) * steps * task.input_size}
+
+
+@functools.lru_cache(maxsize=None)
+def _params(model: str, cfg_json: str, inputs: int, outputs: int) -> int:
+    """Parameters, counted once per process per model, settings and task shape."""
+    from suite.models import MODELS
+    from suite.models.network import count_params
+
+    try:
+        return count_params(model, MODELS[model].Config(**json.loads(cfg_json)), inputs, outputs)
+    except (RuntimeError, OverflowError, TypeError, ValueError):  # a size torch cannot even describe (overflow)
+        return math.inf
+
+
+def _gb(n: float) -> str:
+    n = min(n, 2.0**63)  # past what torch can count
+    return f"{n / GB:,.1f} GB" if n < 1e6 * GB else f"{n / GB:.1e} GB"
+
+
+def there_is(device: str) -> tuple[float, str]:
+    """(bytes, what they are) of the memory a cell on `device` trains in."""
+    if device == "cuda":
+        import torch
+
+        return float(torch.cuda.get_device_properties(0).total_memory), "on the CUDA device"
+    import psutil
+
+    return float(psutil.virtual_memory().total), "of RAM on this machine"
+
+
+def check_memory(cell, task, device: str, source: str):
+    """One line naming the settings and the memory when the cell cannot fit (suite/errors.UserError)."""
+    from suite.errors import UserError
+
+    parts = needed(cell, task)
+    total, where = there_is(device)
+    if sum(parts.values()) <= total:
+        return
+    biggest = max(parts, key=parts.get)
+    keys = {"parameters and Adam state": f"model.hidden_size={cell.model_cfg.hidden_size}",
+            "activations": f"train.batch_size={cell.train.batch_size}, task seq_len={cell.seq_len}, "
+                           f"model.hidden_size={cell.model_cfg.hidden_size}",
+            "data": f"train.n_val={cell.train.n_val}, train.n_test={cell.train.n_test}, task seq_len={cell.seq_len}"}
+    raise UserError(f"{source}: {cell.label} needs at least {_gb(sum(parts.values()))} to train ({biggest} "
+                    f"{_gb(parts[biggest])}, from {keys[biggest]}) and there are {_gb(total)} {where}; lower those "
+                    "settings")
