@@ -67,6 +67,8 @@ def _version(client, name, run, row, board, values):
     """The model version of `run` under `name`, created (with the registered model) if there is none yet."""
     from mlflow.exceptions import MlflowException
 
+    from suite.logged_model import register_version
+
     try:
         client.create_registered_model(name, description=f"The best {row.model} on {board.setting.label} "
                                                           "(rnnbench register), by mean test metric over seeds.")
@@ -79,7 +81,7 @@ def _version(client, name, run, row, board, values):
             "data_source": run.tags.get("data_source", ""), "profile": run.tags.get("profile", ""),
             "code_fingerprint": run.tags.get("code_fingerprint", ""), "config_hash": run.tags.get("config_hash", ""),
             "protocol": f"{board.setting.label}, init {row.init or 'default'}{', tuned' if row.tuned else ''}"}
-    return client.create_model_version(name, source=f"runs:/{run.id}/model", run_id=run.id, tags=tags)
+    return register_version(client, name, run.id, tags)
 
 
 def _champion(client, name):

@@ -152,7 +152,8 @@ def _fit(store: Store, run: Run, training, o: RunOptions):
 @contextlib.contextmanager
 def system_metrics(store, run, cell, resume):
     """MLflow's own system metrics (system/cpu_utilization_percentage, memory, GPU) while the cell trains, every
-    10 s: cheap enough not to show in samples/s (`rnnbench speed --system-metrics` measures it)."""
+    10 s: cheap enough not to show in samples/s (`rnnbench speed --system-metrics` measures it), and a final
+    sample when it stops."""
     if not cell.train.system_metrics:
         yield
         return
@@ -167,12 +168,24 @@ def system_metrics(store, run, cell, resume):
     finally:
         try:
             monitor.finish()
+            _final_sample(monitor)
         except Exception:  # its last write lost (a locked SQLite store on Ctrl-C): never the run's fate
             pass
 
 
+def _final_sample(monitor):
+    """The monitor publishes only at the end of each full interval and drops the one it is in when stopped, so
+    a run shorter than 10 s had no system metrics at all: that last stretch as one more step (CPU since the
+    monitor's last sample, memory now)."""
+    for each in monitor.monitors:
+        each.clear_metrics()  # the stopped interval's opening sample: psutil's CPU reading is since the one before
+    monitor.collect_metrics()
+    monitor.publish_metrics(monitor.aggregate_metrics())
+    monitor.mlflow_logger.flush()
+
+
 def _record(store, run, cell, training) -> dict:
-    """Test metrics and the diagnostics the backbone offers, onto the run."""
+    """Test metrics and the diagnostics the backbone offers, onto the run and its logged model."""
     from suite.diagnostics import record_attention, record_gradflow
     from suite.logged_model import log_model
 
@@ -182,8 +195,8 @@ def _record(store, run, cell, training) -> dict:
         metrics |= record_gradflow(store.client, run.id, training.module, training.initial, training.task,
                                    training.test_batches, cell.label)
     record_attention(store.client, run.id, net.backbone, training.test_batches, cell.label, training.task)
-    log_model(store.client, run.id, net, next(iter(training.test_batches))[0])
-    log_metrics(store.client, run.id, metrics)
+    model_id = log_model(store.client, run.id, net, next(iter(training.test_batches))[0])
+    log_metrics(store.client, run.id, metrics, model_id=model_id)
     return metrics
 
 

@@ -158,12 +158,12 @@ def _record_error(client, run_id: str, e: BaseException):
         pass
 
 
-def log_metrics(client, run_id: str, metrics: dict, step: int = 0):
-    """Finite metrics in one request."""
+def log_metrics(client, run_id: str, metrics: dict, step: int = 0, model_id: str | None = None):
+    """Finite metrics in one request (also the logged model's, with its id: what it scored)."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now, step, model_id=model_id) for k, v in metrics.items()
                                       if v is not None and math.isfinite(v)])
 
 

@@ -54,12 +54,40 @@ def test_a_runs_model_loads_without_rnnbench_and_reproduces_its_test_metric(in_s
     assert run.data.tags["model_format"] == "pickle" and (tmp_path / "model" / "code" / "suite" / "models").is_dir()
 
 
-def test_system_metrics_are_logged_with_a_run(in_store, monkeypatch):
-    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")  # the default is every 10 s
-    assert main(["run", "--profile", "smoke", "--model", "gru", "--task", "copy", "--set", "train.epochs=4",
-                 "--tracking-uri", in_store, "--experiment", "t-system"]) == 0
-    _, run = only_run(in_store, "t-system")
+def test_a_run_is_an_mlflow_logged_model_with_its_test_metrics_params_and_registry_versions(in_store, monkeypatch):
+    import mlflow.pytorch
+    from mlflow.entities import LoggedModelStatus
+
+    assert main(["run", "--profile", "smoke", "--model", "lstm", "--task", "copy", "--tracking-uri", in_store,
+                 "--experiment", "t-logged"]) == 0
+    client, run = only_run(in_store, "t-logged")
+    run_id = run.info.run_id
+    (model,) = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+    assert (model.name, model.source_run_id, model.status) == ("model", run_id, LoggedModelStatus.READY)
+    assert [o.model_id for o in run.outputs.model_outputs] == [model.model_id]  # the runs table's Models column
+    tested = {k: v for k, v in run.data.metrics.items() if k.startswith("test_")}
+    assert "test_loss" in tested and {m.key: m.value for m in model.metrics if m.key in tested} == tested
+    assert all(m.run_id == run_id for m in model.metrics)
+    assert model.params == run.data.params and "model.hidden_size" in model.params
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", in_store)  # how a user loads it, by the run's URI
+    assert type(mlflow.pytorch.load_model(f"runs:/{run_id}/model")).__name__ == "Network"
+
+    assert main(["register", "--tracking-uri", in_store, "--experiment", "t-logged"]) == 0
+    (version,) = client.search_model_versions(f"run_id = '{run_id}'")
+    assert version.source == model.artifact_location
+    assert json.loads(client.get_logged_model(model.model_id).tags["mlflow.modelVersions"]) == [
+        {"name": version.name, "version": version.version}]  # the model's page lists its version
+    assert type(mlflow.pytorch.load_model(f"models:/{version.name}/{version.version}")).__name__ == "Network"
+
+
+def test_system_metrics_are_logged_with_a_run_shorter_than_their_interval(in_store, monkeypatch):
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "3600")  # any run is shorter (runs: every 10 s)
+    assert main(["run", "--profile", "smoke", "--model", "gru", "--task", "copy", "--tracking-uri", in_store,
+                 "--experiment", "t-system"]) == 0
+    client, run = only_run(in_store, "t-system")
     assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(run.data.metrics)
+    (final,) = client.get_metric_history(run.info.run_id, "system/system_memory_usage_megabytes")  # its one sample
+    assert final.value > 0
 
 
 def fake_round(client, experiment_id, values, model="lstm"):
