@@ -9,7 +9,7 @@ JOBS ?= auto
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lint test test-all benchmark report tune horizon speed reproduce gpu-wheels gpu-check ui server dashboard clean
+.PHONY: help install lint test test-all benchmark report tune horizon speed reproduce scale gpu-wheels gpu-check ui server dashboard clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,6 +53,10 @@ speed: $(STAMP) ## time the suite against hand-written PyTorch per model x task 
 reproduce: $(STAMP) ## Keras' own run of the tutorial model beside ours, 3 seeds (installs the repro extra: Keras 3)
 	$(BIN)/python -c "import keras" 2>/dev/null || $(BIN)/python -m pip install -q -e ".[repro]"
 	KERAS_BACKEND=torch $(BIN)/rnnbench reproduce keras-seed $(ARGS)
+
+AGAINST ?=
+scale: $(STAMP) ## report, dry run, benchmark and start on stores of 50, 5,000 and 50,000 runs (and PostgreSQL), beside AGAINST's code
+	$(BIN)/python -m suite.studies.scale $(if $(AGAINST),--against $(AGAINST)) $(ARGS)
 
 GPU_WHEELS := pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 mlxtend==0.25.0
 gpu-wheels: ## the wheels the GPU check needs on a bare GPU machine (CPython 3.12, x86-64), into .whl/

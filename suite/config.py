@@ -208,16 +208,8 @@ class Cell:
             task = self._task
             _sized(self.model, json.dumps(dataclasses.asdict(self.model_cfg) | {"init": None}, sort_keys=True),
                    task.input_size, task.n_outputs)
-        check_memory(self, self._task, device_for(self), source)
-
-
-def device_for(cell: Cell) -> str:
-    """Where the cell trains: train.device, auto being cuda when a device is visible."""
-    if cell.train.device == "cuda" and not _cuda():
-        raise UserError("train.device: cuda asked for but no CUDA device is visible; use auto or cpu")
-    if cell.train.device == "auto":
-        return "cuda" if _cuda() else "cpu"
-    return cell.train.device
+        cuda = self.train.device == "cuda" or (self.train.device == "auto" and _cuda())  # train.device_for's rule
+        check_memory(self, self._task, "cuda" if cuda else "cpu", source)  # (which imports Lightning)
 
 
 @functools.lru_cache(maxsize=None)

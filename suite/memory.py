@@ -30,13 +30,19 @@ def needed(cell, task) -> dict[str, float]:
 
 
 @functools.lru_cache(maxsize=None)
-def _params(model: str, cfg_json: str, inputs: int, outputs: int) -> int:
-    """Parameters, counted once per process per model, settings and task shape."""
+def _params(model: str, cfg_json: str, inputs: int, outputs: int) -> float:
+    """Parameters, counted once per process per model, settings and task shape. A deep stack is counted at one
+    and two layers and extended (the layers above the first are alike), not built layer by layer."""
     from suite.models import MODELS
     from suite.models.network import count_params
 
+    cfg = json.loads(cfg_json)
+    count = lambda layers: count_params(model, MODELS[model].Config(**(cfg | layers)), inputs, outputs)  # noqa: E731
     try:
-        return count_params(model, MODELS[model].Config(**json.loads(cfg_json)), inputs, outputs)
+        if cfg.get("num_layers", 1) <= 2:
+            return count({})
+        one, two = count({"num_layers": 1}), count({"num_layers": 2})
+        return one + (cfg["num_layers"] - 1) * (two - one)
     except (RuntimeError, OverflowError, TypeError, ValueError):  # a size torch cannot even describe (overflow)
         return math.inf
 

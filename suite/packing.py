@@ -39,8 +39,6 @@ def cores() -> int:
 
 def choose_packing(cells: list, flags: tuple[str | None, int | None]) -> Packing | None:
     """The packing that (--jobs, --jobs-per-gpu) asks for these cells (None: one at a time); printed when used."""
-    from suite.config import device_for
-
     if not cells or flags == (None, None):
         return None
     if flags[0] == "auto" and flags[1] is None:
@@ -49,6 +47,8 @@ def choose_packing(cells: list, flags: tuple[str | None, int | None]) -> Packing
             print(f"packing: none, one cell at a time (cells of ~{steps:.0f} steps: starting a worker costs more "
                   "than it saves)", flush=True)
             return None
+    from suite.train import device_for  # Lightning: only when cells are packed
+
     pack = packing_of(*flags, device_for(cells[0]), len(cells))
     print(f"packing: {pack.describe()}", flush=True)
     return pack

@@ -59,8 +59,7 @@ def run_cell(store: Store, cell: Cell, profile: str, options: RunOptions = RunOp
     A callback raising RunStopped (tracking.py) ends the run FINISHED and goes on up: the caller asked for it
     (a tuning trial its pruner stopped).
     """
-    from suite.config import device_for
-    from suite.train import Training
+    from suite.train import Training, device_for
 
     o, device, run = options, device_for(cell), None
     name = o.name or f"{cell.model}-{cell.task}-T{cell.seq_len}-s{cell.seed}"

@@ -13,7 +13,8 @@ import resource
 import warnings
 
 from suite.callbacks import SolveWatch, TrainSpeed
-from suite.config import Cell, device_for
+from suite.config import Cell
+from suite.errors import UserError
 from tasks.base import checksum
 
 
@@ -35,6 +36,16 @@ def init_torch():
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|treespec).*")
     warnings.filterwarnings("ignore", message=".*(smaller than the logging interval|but have no `val_dataloader`).*")
+
+
+def device_for(cell: Cell) -> str:
+    import torch
+
+    if cell.train.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("train.device: cuda asked for but no CUDA device is visible; use auto or cpu")
+    if cell.train.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return cell.train.device
 
 
 def precision_for(cell: Cell, device: str) -> str:

@@ -69,6 +69,34 @@ def test_any_bytes_as_a_config_load_or_are_one_line(tmp_path_factory, data):
         assert "\n" not in str(e)
 
 
+@FUZZ
+@given(key=st.sampled_from(["model.hidden_size", "model.num_layers", "train.batch_size", "task.seq_len",
+                            "train.n_test"]), value=st.integers(1, 10**40) | st.integers(1, 10**6),
+       model=st.sampled_from(sorted(MODELS)))
+def test_any_size_loads_or_is_refused_in_one_line_before_any_run(key, value, model):
+    try:
+        load_experiment("smoke", sets=[f"{key}={value}"], models=[model], tasks=["copy"], announce=None)
+    except UserError as e:
+        assert "\n" not in str(e)
+
+
+@FUZZ
+@given(slashes=st.sampled_from(["//", "///", "////"]), path=st.sampled_from(["", ":memory:", "x.db", "{tmp}",
+                                                                            "{tmp}/ro/x.db", "{tmp}/no/x.db"]),
+       query=st.sampled_from(["", "?mode=memory", "?cache=shared", "?mode=memory&cache=shared"]))
+def test_any_sqlite_uri_is_a_file_store_or_one_line(tmp_path_factory, slashes, path, query):
+    from suite.stores import check_store
+
+    tmp = tmp_path_factory.mktemp("uri")
+    uri = f"sqlite:{slashes}{path.replace('{tmp}', str(tmp).lstrip('/'))}{query}"
+    try:
+        check_store(uri, read_only=True)
+    except UserError as e:
+        assert "\n" not in str(e)
+        return
+    assert path not in ("", ":memory:") and "mode=memory" not in query, uri  # an in-memory store is never used
+
+
 FLAGS = {  # each subcommand's flags, with values drawn from the awkward ones below
     "run": ["--model", "--task", "--seed", "--set", "--profile"],
     "benchmark": ["--models", "--tasks", "--seeds", "--shard", "--inits", "--set", "--profile"],

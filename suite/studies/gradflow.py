@@ -16,10 +16,9 @@ def gradflow(exp, task: str, checkpoint: str | None = None, tracking: str | None
              experiment: str | None = None, reuse_stale: bool = False) -> int:
     """Measure each model of the experiment on `task` (first seed, first length); 1 when one could not be."""
     from suite.benchmark import store_for
-    from suite.config import device_for
     from suite.diagnostics import decay_per_step, hidden_grad_norms, unmeasurable
     from suite.logged_model import load_network
-    from suite.train import assemble
+    from suite.train import assemble, device_for
 
     cells = [c for c in exp.first_seed() if c.seq_len == exp.cells[0].seq_len]
     if checkpoint:  # read before anything is written

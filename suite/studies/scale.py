@@ -10,10 +10,12 @@ planned cell, the case a skip check or a report cannot filter out by hash. The c
 artifacts. For each size and each code (the commit --against names, checked out into --work, and this tree) it
 times, in turn:
   report      `rnnbench report` (the two codes' pages are compared: they must be the same bytes)
-  dry run     `rnnbench benchmark --dry-run` (every cell already finished: the skip check alone)
-  benchmark   `rnnbench benchmark` (every cell finished: skip check, table, plan)
+  dry run     `rnnbench benchmark --dry-run --reuse-stale` (every cell already finished: the skip check alone)
+  benchmark   `rnnbench benchmark --reuse-stale` (every cell finished: skip check, table, plan)
   start       `rnnbench run --force` of one cell: the skip check, the claim against the other runs of its
               settings, then training (a second or two here)
+--reuse-stale: where the two codes' fingerprints differ (a change to the training core), neither retrains the seed's
+cells; their reports then differ where they say whose code a result ran (the byte check is for codes that agree).
 PostgreSQL (--postgres N) runs on a throw-away server (suite/pgtemp.py), the store copied into it.
 """
 from __future__ import annotations
@@ -132,9 +134,9 @@ def measure(uri: str, codes: dict[str, Path], work: Path, label: str, profile: s
                 pages[name] = work / "reports" / f"{label}-{name}"
                 argv = ["report", *base, "--out", str(pages[name])]
             elif step == "dry run":
-                argv = ["benchmark", *base, "--dry-run"]
+                argv = ["benchmark", *base, "--dry-run", "--reuse-stale"]
             elif step == "benchmark":
-                argv = ["benchmark", *base]
+                argv = ["benchmark", *base, "--reuse-stale"]
             else:
                 argv = ["run", *base, "--model", "rnn", "--task", "copy", "--force"]
             seconds, last = timed(code, argv, work)

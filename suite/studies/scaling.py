@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import statistics
 
-from suite.config import device_for
 from suite.console import aligned
 from suite.errors import UserError, one_line
 from suite.overall import slope
@@ -18,6 +17,7 @@ from suite.provenance import environment
 from suite.roles import TAG, Role
 from suite.studies.speed import peak_cuda_mb, raw_throughput, saved_activation_mb
 from suite.tracking import log_metrics, open_run
+from suite.train import device_for
 
 
 def step_seconds(cell, repeats: int, target_s: float = 0.5) -> float:

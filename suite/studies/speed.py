@@ -19,13 +19,13 @@ import time
 import torch
 import torch.nn.functional as F
 
-from suite.config import Cell, device_for
+from suite.config import Cell
 from suite.errors import UserError, one_line
 from suite.provenance import environment
 from suite.roles import TAG, Role
 from suite.studies.speed_rows import SpeedRow, attach_attn_ratios, median, speed_table
 from suite.tracking import log_metrics, open_run
-from suite.train import assemble, precision_for, trainer_for
+from suite.train import assemble, device_for, precision_for, trainer_for
 
 
 def _sync(device):
