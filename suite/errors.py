@@ -24,8 +24,10 @@ class Fault(UserError):
 
 
 DISK = {28: "disk full", 122: "disk quota exceeded", 30: "read-only file system"}  # errno: ENOSPC, EDQUOT, EROFS
-SQLITE = {"database or disk is full": "disk full", "attempt to write a readonly database": "read-only file system",
-          "unable to open database file": "cannot open the database file"}
+WORDS = {"database or disk is full": "disk full", "attempt to write a readonly database": "read-only file system",
+         "unable to open database file": "cannot open the database file",  # SQLite's, through SQLAlchemy and MLflow
+         "No space left on device": "disk full", "Read-only file system": "read-only file system",  # an OSError's text
+         "file write failed": "disk full"}  # torch.save's, on a full disk
 
 
 def disk_fault(e: BaseException | None) -> tuple[str, str | None] | None:
@@ -36,7 +38,7 @@ def disk_fault(e: BaseException | None) -> tuple[str, str | None] | None:
         seen.add(id(e))
         if isinstance(e, OSError) and e.errno in DISK:
             return DISK[e.errno], e.filename2 or e.filename
-        what = next((v for k, v in SQLITE.items() if k in str(e)), None)
+        what = next((v for k, v in WORDS.items() if k in str(e)), None)
         if what:
             return what, None
         e = getattr(e, "orig", None) or e.__cause__ or e.__context__

@@ -36,11 +36,12 @@ def briefs(client, uri: str, experiment_ids: list[str], keys: tuple[str, ...], s
     first, each with its `keys` tags."""
     if urlsplit(uri).scheme.split("+")[0] in DATABASES:
         return _from_database(uri, experiment_ids, keys, statuses, tag)
-    clauses = ([f"attributes.status IN ({', '.join(repr(s) for s in statuses)})"] if statuses else []) + \
-        ([f"tags.{tag[0]} = '{tag[1]}'"] if tag else [])
+    clauses = ([f"attributes.status = '{statuses[0]}'"] if len(statuses) == 1 else []) + \
+        ([f"tags.{tag[0]} = '{tag[1]}'"] if tag else [])  # MLflow's IN takes run ids only: several statuses below
     runs = every(client.search_runs, experiment_ids, " and ".join(clauses))
     found = [Brief(r.info.run_id, r.info.experiment_id, r.info.status, r.info.start_time or 0,
-                   {k: r.data.tags[k] for k in keys if k in r.data.tags}, r) for r in runs]
+                   {k: r.data.tags[k] for k in keys if k in r.data.tags}, r)
+             for r in runs if not statuses or r.info.status in statuses]
     return sorted(found, key=lambda b: (b.start, b.id))
 
 

@@ -64,3 +64,16 @@ def test_experiments_and_registered_versions_are_listed_whole(paged, in_store):
     for run_id in runs:
         client.create_model_version("rnnbench-pages-x", f"runs:/{run_id}/model", run_id=run_id)
     assert set(runs) <= set(registered(client))
+
+
+def test_the_few_tags_read_from_the_database_are_what_a_server_search_finds(paged):
+    """suite/lookup.py reads a database store in one query, a tracking server through its search: the same runs."""
+    from suite.lookup import briefs
+
+    for i, status in enumerate(["FINISHED", "KILLED", "RUNNING", "FINISHED", "FAILED"]):
+        cell(paged, i, status)
+    for statuses, tag in [((), None), (("FINISHED",), None), (("RUNNING", "FINISHED"), ("config_hash", "h0"))]:
+        keys = (TAG, "config_hash", "seed")
+        direct = briefs(paged.client, paged.uri, [paged.experiment_id], keys, statuses, tag)
+        served = briefs(paged.client, "http://127.0.0.1:9", [paged.experiment_id], keys, statuses, tag)  # its search
+        assert [(b.id, b.status, b.tags) for b in direct] == [(b.id, b.status, b.tags) for b in served] != []
