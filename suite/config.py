@@ -22,6 +22,7 @@ from tasks import TASKS
 
 UNHASHED = ("checkpoint_minutes", "system_metrics")  # train settings that do not change a run's result
 BATCHES_PER_EPOCH = 100  # a generated task's epoch when train.steps_per_epoch is unset
+_TASKS: dict[tuple[type, str], object] = {}  # Cell._task's instances, by task and settings
 
 
 @dataclass(config=STRICT)
@@ -97,7 +98,12 @@ class Cell:
 
     @functools.cached_property
     def _task(self):
-        return self.make_task()
+        """The task, for reading its shapes and lengths: one instance for every cell of the same task settings
+        (some build tables: the permutation task's group is 45 ms, 840 times over in the full profile)."""
+        key = (TASKS[self.task], json.dumps(dataclasses.asdict(self.task_cfg), sort_keys=True))
+        if key not in _TASKS:
+            _TASKS[key] = self.make_task()
+        return _TASKS[key]
 
     @property
     def seq_len(self) -> int:
@@ -204,12 +210,9 @@ class Cell:
         if self.train.eval_seq_lens and not TASKS[self.task].has_length():
             raise UserError(f"{source}: train.eval_seq_lens: {self.task} has a fixed length; use it with a task that "
                             "has a seq_len")
-        if self.model_cfg.param_budget is not None:
-            task = self._task
-            _sized(self.model, json.dumps(dataclasses.asdict(self.model_cfg) | {"init": None}, sort_keys=True),
-                   task.input_size, task.n_outputs)
+        cfg = sized(self.model, self.model_cfg, self._task.input_size, self._task.n_outputs)  # budget solved
         cuda = self.train.device == "cuda" or (self.train.device == "auto" and _cuda())  # train.device_for's rule
-        check_memory(self, self._task, "cuda" if cuda else "cpu", source)  # (which imports Lightning)
+        check_memory(self, self._task, cfg, "cuda" if cuda else "cpu", source)  # (which imports Lightning)
 
 
 @functools.lru_cache(maxsize=None)
@@ -219,11 +222,20 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def sized(model: str, cfg: ModelConfig, input_size: int, n_outputs: int) -> ModelConfig:
+    """resolve(model, cfg, ...): cfg with its hidden size solved for param_budget, once per process per model,
+    settings and task shape (a UserError when it cannot be)."""
+    if cfg.param_budget is None:
+        return cfg
+    hidden = _sized(model, json.dumps(dataclasses.asdict(cfg) | {"init": None}, sort_keys=True), input_size,
+                    n_outputs)
+    return dataclasses.replace(cfg, hidden_size=hidden)
+
+
 @functools.lru_cache(maxsize=None)
-def _sized(model: str, cfg_json: str, input_size: int, n_outputs: int):
-    """param_budget solved once per process per model, settings and task shape (a UserError when it cannot be)."""
+def _sized(model: str, cfg_json: str, input_size: int, n_outputs: int) -> int:
     cfg = {k: v for k, v in json.loads(cfg_json).items() if k != "init"}
-    resolve(model, MODELS[model].Config(**cfg), input_size, n_outputs)
+    return resolve(model, MODELS[model].Config(**cfg), input_size, n_outputs).hidden_size
 
 
 def cell_from_resolved(resolved: dict) -> Cell:

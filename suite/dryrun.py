@@ -1,12 +1,12 @@
 """`rnnbench benchmark --dry-run`: the cells, what the store says of each (matrix.cell_state, as the benchmark
-will decide it), and a time estimate from a short calibration on the machine at hand (suite/eta.py); it writes
-nothing to the store."""
+will decide it), and a time estimate from a short calibration on the machine at hand (suite/eta.py: a few
+steps of each step key, figures off the timed lengths marked as extrapolated); it writes nothing to the store."""
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
 from suite.config import Cell
-from suite.eta import estimate, hms, makespan
+from suite.eta import calibrate, hms, makespan
 from suite.matrix import CellState, cell_state
 from suite.packing import Packing, cores
 from suite.stores import check_store, open_client, sqlite_file
@@ -20,18 +20,28 @@ def dry_run(cells: list[Cell], uri: str, experiment: str, pack, force: bool, reu
     states = cell_states(cells, uri, experiment, force, reuse_stale)
     todo = [(c, s) for c, s in zip(cells, states, strict=True) if not s.done]
     pack = pack or Packing(1, cores())
-    settings = {c.setting_key: c for c, _ in todo}
-    print(f"calibrating {len(settings)} settings with {pack.threads} thread(s) each ...", flush=True)
-    seconds = {key: estimate(cell, pack.threads) for key, cell in settings.items()}
+    prices = calibrate([c for c, _ in todo], pack.threads, say=lambda line: print(line, flush=True))
     width = max((len(c.label) for c in cells), default=0)
     for cell, state in zip(cells, states, strict=True):
-        took = "" if state.done else f"~{hms(seconds[cell.setting_key] * _left(state, cell))}"
+        took = "" if state.done else _figure(prices[cell.setting_key], _left(state, cell))
         print(f"  {cell.label:<{width}}  {state.note():<28} {took}")
-    each = [seconds[c.setting_key] * _left(s, c) for c, s in todo]
+    each = [prices[c.setting_key].seconds * _left(s, c) for c, s in todo]
+    hows = [p.how for p in prices.values()]
     print(f"\n{len(cells)} cells: {len(cells) - len(todo)} finished, {len(todo)} to train · estimated "
           f"{hms(makespan(each, pack.jobs))} with {pack.jobs} job(s) at once ({hms(sum(each))} one at a time)"
+          f"\n{len(prices)} settings: {hows.count('timed')} timed, {hows.count('shared')} share a timed one's shapes "
+          f"and length, {hows.count('extrapolated')} extrapolated (marked: linearly in T, low for attention)"
           f"\nexperiment {experiment}; nothing was run or written (drop --dry-run to start)")
     return 0
+
+
+def _figure(price, left: float) -> str:
+    """A cell's estimate, with where it comes from unless its own shapes were timed at its length."""
+    line = price.line
+    if price.how != "extrapolated":
+        return f"~{hms(price.seconds * left)}"
+    lengths = "/".join(map(str, sorted(set(line.lengths))))
+    return f"~{hms(price.seconds * left)} (extrapolated from {line.cell.task} at {lengths} steps)"
 
 
 def cell_states(cells: list[Cell], uri: str, experiment: str, force: bool, reuse_stale: bool) -> list[CellState]:

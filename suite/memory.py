@@ -17,11 +17,9 @@ import math
 GB = 1 << 30
 
 
-def needed(cell, task) -> dict[str, float]:
-    """The lower bound's parts in bytes, for `cell` on its task (built): parameters, activations and data."""
-    from suite.models import resolve
-
-    cfg = resolve(cell.model, cell.model_cfg, task.input_size, task.n_outputs)
+def needed(cell, task, cfg) -> dict[str, float]:
+    """The lower bound's parts in bytes, for `cell` on its task (built) with its model settings `cfg` (the hidden
+    size solved for a param_budget): parameters, activations and data."""
     layers, steps, train = getattr(cfg, "num_layers", 1), task.input_steps, cell.train
     return {"parameters and Adam state": 16.0 * _params(cell.model, json.dumps(dataclasses.asdict(cfg)),
                                                         task.input_size, task.n_outputs),
@@ -63,11 +61,11 @@ def there_is(device: str) -> tuple[float, str]:
     return float(psutil.virtual_memory().total), "of RAM on this machine"
 
 
-def check_memory(cell, task, device: str, source: str):
+def check_memory(cell, task, cfg, device: str, source: str):
     """One line naming the settings and the memory when the cell cannot fit (suite/errors.UserError)."""
     from suite.errors import UserError
 
-    parts = needed(cell, task)
+    parts = needed(cell, task, cfg)
     total, where = there_is(device)
     if sum(parts.values()) <= total:
         return

@@ -98,6 +98,60 @@ def test_the_dry_run_estimates_writes_nothing_and_knows_what_finished(tmp_path):
     assert len(runs_of(uri, "p-dry")) == 1
 
 
+LADDER = """# two models; copy's ladder and selective copy share shapes (10 in, 9 out, every step); adding is another shape
+models: [rnn, gru]
+seeds: [0, 1]
+model: {hidden_size: 8}
+train: {epochs: 1, steps_per_epoch: 4, batch_size: 8, n_val: 16, n_test: 16}
+tasks:
+  copy: {seq_len: [2, 10]}  # 22 and 30 input steps
+  selective_copy: {seq_len: 20}  # 20 + 10 recalled: 30 input steps, as copy T=10
+  adding: {seq_len: [4, 8]}
+"""
+
+
+def test_the_dry_run_times_each_step_key_once_and_marks_what_it_extrapolates(tmp_path, monkeypatch, capsys):
+    """Each model's two keys are timed once (at their longest length and a short one), not its 5 settings:
+    selective_copy shares copy T=10's timing, the shorter lengths are extrapolated and say so; nothing written."""
+    import suite.eta
+    from suite.cli import main
+
+    monkeypatch.setattr(suite.eta, "STEP_S", 1e9)  # every key timed at its longest length, however slow the
+    monkeypatch.setattr(suite.eta, "CALIBRATION_S", 1e9)  # machine: what is timed does not hang on the clock
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ladder.yaml").write_text(LADDER)
+    code = main(["benchmark", "--config", "ladder.yaml", "--dry-run", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "calibrating 4 step keys for 10 settings" in out
+    progress = [line for line in out.splitlines() if line.startswith("  ") and "/4 " in line and "so far" in line]
+    assert [p.split(":")[0].strip() for p in progress] == ["1/4 rnn copy T=10", "2/4 gru copy T=10",
+                                                           "3/4 rnn adding T=8", "4/4 gru adding T=8"]
+    assert "timed at 7/30 steps" in progress[0] and "timed at 2/8 steps" in progress[2]
+    rows = {line.split("  to train")[0].strip(): line for line in out.splitlines() if "  to train " in line}
+    assert len(rows) == 20
+    for label, row in rows.items():
+        extrapolated = "copy T=2 " in label or "adding T=4 " in label
+        assert ("(extrapolated from" in row) == extrapolated, row
+    assert "(extrapolated from copy at 7/30 steps)" in rows["gru · copy T=2 · seed 1"]
+    assert "10 settings: 4 timed, 2 share a timed one's shapes and length, 4 extrapolated" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ladder.yaml"]  # no store, no artifacts folder
+
+
+def test_a_step_key_leaves_out_what_does_not_change_a_steps_cost():
+    """The task, its other settings, the seed, the init and the learning rate do not; the shapes and model do."""
+    from suite.eta import step_key
+    from suite.experiment import load_experiment
+
+    copy, = load_experiment("smoke", None, ["task.seq_len=10"], models=["gru"], tasks=["copy"], announce=None).cells
+    chosen = load_experiment("smoke", None, ["task.seq_len=20", "task.recall=10", "model.init=chrono", "train.lr=0.1"],
+                             models=["gru"], tasks=["selective_copy"], seeds=[3], announce=None).cells[0]
+    assert step_key(copy) == step_key(chosen) and copy.setting_key != chosen.setting_key
+    assert step_key(dataclasses.replace(copy, model="lstm")) != step_key(copy)
+    adding, = load_experiment("smoke", None, ["task.seq_len=10"], models=["gru"], tasks=["adding"], announce=None).cells
+    assert step_key(adding).model == step_key(copy).model and step_key(adding) != step_key(copy)
+
+
 def test_the_eta_weighs_the_cells_left_by_their_cost(monkeypatch):
     from suite.eta import Clock
     from suite.experiment import load_experiment
