@@ -219,7 +219,8 @@ def calibrate(cells: list[Cell], threads: int, say=print) -> dict[tuple, Price]:
             break
         longest = max(keys[key], key=lambda c: (c._task.input_steps, c.cost))
         lines[key] = time_line(longest, threads, longest._task.input_steps)
-        spent, each = time.perf_counter() - started, (time.perf_counter() - started) / i
+        spent = time.perf_counter() - started
+        each = spent / i
         left = max(each * (len(first) - i), min(budget_s, each * len(order)) - spent, 0.0)
         say(f"  {i}/{len(order)} {longest.model} {longest.task} T={longest.seq_len}: timed at "
             f"{'/'.join(map(str, sorted(set(lines[key].lengths))))} steps ({hms(spent)} so far, ~{hms(left)} "

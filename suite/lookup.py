@@ -47,21 +47,16 @@ def briefs(client, uri: str, experiment_ids: list[str], keys: tuple[str, ...], s
 
 def whole(client, found: list[Brief]) -> dict[str, object]:
     """run id -> the MLflow run, whole, for each brief (read by id, a hundred at a time, where not read yet)."""
-    out = {b.id: b.run for b in found if b.run is not None}
-    wanted = [b for b in found if b.run is None]
-    for experiment_ids, ids in _by_experiment(wanted):
+    out, wanted = {b.id: b.run for b in found if b.run is not None}, {}
+    for b in found:
+        if b.run is None:
+            wanted.setdefault(b.experiment_id, []).append(b.id)
+    for experiment_id, ids in wanted.items():
         for i in range(0, len(ids), 100):
             quoted = ", ".join(f"'{run_id}'" for run_id in ids[i:i + 100])
-            for run in every(client.search_runs, experiment_ids, f"attributes.run_id IN ({quoted})"):
+            for run in every(client.search_runs, [experiment_id], f"attributes.run_id IN ({quoted})"):
                 out[run.info.run_id] = run
     return out
-
-
-def _by_experiment(found: list[Brief]):
-    groups: dict[str, list[str]] = {}
-    for b in found:
-        groups.setdefault(b.experiment_id, []).append(b.id)
-    return [([e], ids) for e, ids in groups.items()]
 
 
 def _from_database(uri: str, experiment_ids, keys, statuses, tag) -> list[Brief]:

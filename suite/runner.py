@@ -84,8 +84,8 @@ def run_cell(store: Store, cell: Cell, profile: str, options: RunOptions = RunOp
     except Exception as e:  # recorded on the run (FAILED, error tag and error.txt); the matrix goes on
         if auth_failure(e):  # the server refused us: every cell would be
             raise UserError(auth_failure(e)) from None
-        if disk_fault(e):  # a full or read-only disk: every cell would be, so the matrix stops here
-            what, path = disk_fault(e)
+        if fault := disk_fault(e):  # a full or read-only disk: every cell would be, so the matrix stops here
+            what, path = fault
             raise Fault(f"{what} writing {path or f'the tracking store {redact(store.uri)}'} during {cell.label}: "
                         f"free space (or pick a writable folder) and rerun; finished cells are kept{_left(store, run)}"
                         ) from None

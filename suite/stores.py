@@ -96,8 +96,8 @@ def known_failure(e: BaseException) -> tuple[int, str] | None:
     the credentials (2), a full or read-only disk (1); None for anything else."""
     if auth_failure(e):
         return 2, auth_failure(e)
-    if disk_fault(e):
-        what, path = disk_fault(e)
+    if fault := disk_fault(e):
+        what, path = fault
         return 1, (f"{what}{f' writing {path}' if path else ''}: free space (or pick a writable folder) and rerun; "
                    "finished results are kept")
     return None
@@ -112,7 +112,8 @@ def _check_sqlite(uri: str, read_only: bool):
     if not db.parent.exists():
         raise UserError(f"--tracking-uri: folder {db.parent} for {uri} does not exist")
     if not read_only:
-        writable(db if db.exists() else db.parent, "--tracking-uri")
+        if db.exists():
+            writable(db, "--tracking-uri")
         writable(db.parent, "--tracking-uri")  # SQLite writes its journal beside the file
     if not db.is_file() or db.stat().st_size == 0:
         if read_only:

@@ -49,9 +49,10 @@ def connect(uri: str, experiment: str) -> Store:
     client = open_client(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
-        artifacts = Path("mlartifacts").resolve().as_uri() if urlsplit(uri).scheme == "sqlite" else None
-        if artifacts:
-            writable(Path("mlartifacts").resolve(), f"the artifacts of {experiment}")
+        folder = Path("mlartifacts").resolve() if urlsplit(uri).scheme == "sqlite" else None
+        if folder:
+            writable(folder, f"the artifacts of {experiment}")
+        artifacts = folder.as_uri() if folder else None
         try:  # another job may create it a moment before us: then it is there, which is all we need
             first_wins(lambda: client.create_experiment(experiment, artifact_location=artifacts),
                        lambda: client.get_experiment_by_name(experiment) is not None)

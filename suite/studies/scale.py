@@ -32,6 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = ("runs", "tags", "params", "metrics", "latest_metrics", "inputs", "input_tags")  # what a run is made of
+OWNER = {"tags": "run_uuid", "params": "run_uuid", "metrics": "run_uuid", "latest_metrics": "run_uuid",
+         "inputs": "destination_id", "input_tags": "input_uuid"}  # the column naming the row's run (or input)
 COPIED = ("experiments", "experiment_tags", "datasets", *TABLES)  # a seed store into PostgreSQL, in key order
 STEPS = ("report", "dry run", "benchmark", "start")
 
@@ -58,28 +60,23 @@ def multiply(url: str, n: int) -> int:
     with engine.begin() as conn:
         rows = {name: [dict(r._mapping) for r in conn.execute(sa.select(t))] for name, t in tables.items()}
         originals = rows["runs"]
-        by_run = {name: {} for name in TABLES[1:]}
-        for name in ("tags", "params", "metrics", "latest_metrics"):
+        of = {name: {} for name in OWNER}  # table -> the id it hangs from -> its rows
+        for name, column in OWNER.items():
             for r in rows[name]:
-                by_run[name].setdefault(r["run_uuid"], []).append(r)
-        for r in rows["inputs"]:
-            by_run["inputs"].setdefault(r["destination_id"], []).append(r)
-        input_tags = {}
-        for r in rows["input_tags"]:
-            input_tags.setdefault(r["input_uuid"], []).append(r)
+                of[name].setdefault(r[column], []).append(r)
         copies, batch = max(n - len(originals), 0), {name: [] for name in TABLES}
         for i in range(copies):
             run = originals[i % len(originals)]
             new, shift = uuid.uuid4().hex, 1000 * (i // len(originals) + 1)
             batch["runs"].append({**run, "run_uuid": new, "start_time": run["start_time"] - shift,
-                                  "end_time": run["end_time"] and run["end_time"] - shift,
-                                  "artifact_uri": run["artifact_uri"]})
+                                  "end_time": run["end_time"] and run["end_time"] - shift})
             for name in ("tags", "params", "metrics", "latest_metrics"):
-                batch[name] += [{**r, "run_uuid": new} for r in by_run[name].get(run["run_uuid"], ())]
-            for r in by_run["inputs"].get(run["run_uuid"], ()):
+                batch[name] += [{**r, "run_uuid": new} for r in of[name].get(run["run_uuid"], ())]
+            for r in of["inputs"].get(run["run_uuid"], ()):
                 input_id = uuid.uuid4().hex
                 batch["inputs"].append({**r, "input_uuid": input_id, "destination_id": new})
-                batch["input_tags"] += [{**t, "input_uuid": input_id} for t in input_tags.get(r["input_uuid"], ())]
+                tags = of["input_tags"].get(r["input_uuid"], ())
+                batch["input_tags"] += [{**t, "input_uuid": input_id} for t in tags]
             if len(batch["runs"]) == 2000 or i == copies - 1:
                 for name in TABLES:
                     if batch[name]:
