@@ -37,14 +37,19 @@ def closure(start: str, folder: str) -> set[str]:
         if name in seen or name in REGISTRIES:
             continue
         seen.add(name)
-        for node in ast.walk(ast.parse((ROOT / name).read_text())):
-            modules = ([a.name for a in node.names] if isinstance(node, ast.Import) else
-                       [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            for module in modules:
-                path = module.replace(".", "/") + ".py"
-                if path.startswith(folder + "/") and (ROOT / path).is_file():
-                    todo.append(path)
+        todo += [path for path in _imports(name) if path.startswith(folder + "/")]
     return seen
+
+
+@functools.lru_cache(maxsize=None)
+def _imports(name: str) -> tuple[str, ...]:
+    """The repository's files the file imports (read once a process: every cell of a plan asks)."""
+    found = []
+    for node in ast.walk(ast.parse((ROOT / name).read_text())):
+        modules = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                   [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        found += [path for path in (m.replace(".", "/") + ".py" for m in modules) if (ROOT / path).is_file()]
+    return tuple(found)
 
 
 def _file(cls) -> str:

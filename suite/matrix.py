@@ -88,7 +88,7 @@ def run_matrix(store: Store, cells: list[Cell], settings: Settings) -> list[Outc
     s = settings
     tty = sys.stderr.isatty() if s.progress is None else s.progress
     reap_stale_runs(store.client, our_experiments(store))
-    finished = {} if s.force else finished_runs(store)
+    finished = {} if s.force else finished_runs(store, [c.config_hash for c in cells])
     outcomes: dict[int, Outcome] = {}
     todo = []
     jobs = s.packing.jobs if s.packing is not None else 1

@@ -12,8 +12,11 @@ times, in turn:
   report      `rnnbench report` (the two codes' pages are compared: they must be the same bytes)
   dry run     `rnnbench benchmark --dry-run --reuse-stale` (every cell already finished: the skip check alone)
   benchmark   `rnnbench benchmark --reuse-stale` (every cell finished: skip check, table, plan)
-  start       `rnnbench run --force` of one cell: the skip check, the claim against the other runs of its
-              settings, then training (a second or two here)
+  start       `rnnbench benchmark` of a plan no run has finished yet (`--set train.lr=...`, a value per code
+              and size): seconds from the command to its first cell's first `Trainer.fit` (the skip check, the
+              claim against the store and MLflow's run done); the benchmark is then stopped with Ctrl-C
+  imports     `python -c "import torch, lightning.pytorch, mlflow.store.tracking.sqlalchemy_store"`: the
+              floor under any start, paid by every code at any store size (timed once per size)
 --reuse-stale: where the two codes' fingerprints differ (a change to the training core), neither retrains the seed's
 cells; their reports then differ where they say whose code a result ran (the byte check is for codes that agree).
 PostgreSQL (--postgres N) runs on a throw-away server (suite/pgtemp.py), the store copied into it.
@@ -24,6 +27,7 @@ import argparse
 import filecmp
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -36,6 +40,17 @@ OWNER = {"tags": "run_uuid", "params": "run_uuid", "metrics": "run_uuid", "lates
          "inputs": "destination_id", "input_tags": "input_uuid"}  # the column naming the row's run (or input)
 COPIED = ("experiments", "experiment_tags", "datasets", *TABLES)  # a seed store into PostgreSQL, in key order
 STEPS = ("report", "dry run", "benchmark", "start")
+FLOOR = "import torch, lightning.pytorch, mlflow.store.tracking.sqlalchemy_store"
+FIRST_FIT = """import runpy, sys, time
+import lightning.pytorch as pl
+fit = pl.Trainer.fit
+def first(*a, **k):
+    print(f"FIRST_FIT {time.time():.3f}", file=sys.stderr, flush=True)
+    return fit(*a, **k)
+pl.Trainer.fit = first
+sys.argv = ["suite", *sys.argv[1:]]
+runpy.run_module("suite", run_name="__main__", alter_sys=True)
+"""  # `python -m suite ARGV` saying when its first cell starts training
 
 
 def seed(work: Path, profile: str) -> Path:
@@ -109,11 +124,15 @@ def into_postgres(sqlite_db: Path, url: str):
     target.dispose()
 
 
+def _env(code: Path) -> dict:
+    return {**os.environ, "PYTHONPATH": str(code), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+
+
 def timed(code: Path, argv: list[str], cwd: Path) -> tuple[float, str]:
     """Seconds `python -m suite ARGV` took with `code`'s suite, and the last line it printed (or its error)."""
-    env = {**os.environ, "PYTHONPATH": str(code), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "suite", *argv], cwd=cwd, env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "suite", *argv], cwd=cwd, env=_env(code), capture_output=True,
+                          text=True)
     seconds = time.perf_counter() - started
     lines = (done.stdout if done.returncode == 0 else done.stderr).strip().splitlines() or [""]
     if done.returncode:
@@ -121,12 +140,40 @@ def timed(code: Path, argv: list[str], cwd: Path) -> tuple[float, str]:
     return seconds, lines[-1]
 
 
-def measure(uri: str, codes: dict[str, Path], work: Path, label: str, profile: str) -> dict:
+def first_fit(code: Path, argv: list[str], cwd: Path, limit: float = 900) -> tuple[float, str]:
+    """Seconds from starting `python -m suite ARGV` with `code`'s suite to its first Trainer.fit; the command is
+    then interrupted (Ctrl-C) and waited for."""
+    started = time.time()
+    proc = subprocess.Popen([sys.executable, "-c", FIRST_FIT, *argv], cwd=cwd, env=_env(code),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds, tail = float("nan"), ""
+    for line in proc.stderr:
+        tail = line.strip() or tail
+        if line.startswith("FIRST_FIT "):
+            seconds = float(line.split()[1]) - started
+            proc.send_signal(signal.SIGINT)
+            break
+        if time.time() - started > limit:
+            proc.kill()
+            break
+    proc.communicate(timeout=300)
+    return seconds, ("first cell training" if seconds == seconds else f"no training began: {tail}")
+
+
+def floor(cwd: Path) -> float:
+    """Seconds Python takes to import what training and the store need (torch, Lightning, MLflow's SQL store)."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", FLOOR], cwd=cwd, check=True)
+    return time.perf_counter() - started
+
+
+def measure(uri: str, codes: dict[str, Path], work: Path, label: str, profile: str,
+            steps: tuple[str, ...] = STEPS) -> dict:
     """Each step with each code in turn: {(step, code): seconds}; the reports compared byte for byte."""
     base = ["--profile", profile, "--tracking-uri", uri]
     out, pages = {}, {}
-    for step in STEPS:
-        for name, code in codes.items():
+    for step in steps:
+        for k, (name, code) in enumerate(codes.items()):
             if step == "report":
                 pages[name] = work / "reports" / f"{label}-{name}"
                 argv = ["report", *base, "--out", str(pages[name])]
@@ -134,11 +181,16 @@ def measure(uri: str, codes: dict[str, Path], work: Path, label: str, profile: s
                 argv = ["benchmark", *base, "--dry-run", "--reuse-stale"]
             elif step == "benchmark":
                 argv = ["benchmark", *base, "--reuse-stale"]
+            if step == "start":  # a learning rate no run of the seed has: every cell of the plan is new
+                lr = f"{0.00123 + 0.0001 * k:.5f}"  # and one per code: the first's cell is not the second's
+                seconds, last = first_fit(code, ["benchmark", *base, "--set", f"train.lr={lr}"], work)
             else:
-                argv = ["run", *base, "--model", "rnn", "--task", "copy", "--force"]
-            seconds, last = timed(code, argv, work)
+                seconds, last = timed(code, argv, work)
             out[(step, name)] = seconds
             print(f"  {label:<16} {step:<10} {name:<10} {seconds:7.1f} s   {last[:90]}", flush=True)
+    if "start" in steps:
+        out["imports"] = floor(work)
+        print(f"  {label:<16} imports    (both)     {out['imports']:7.1f} s   {FLOOR}", flush=True)
     if len(pages) == 2:
         a, b = pages.values()
         same = _same_tree(a, b)
@@ -165,15 +217,18 @@ def checkout(rev: str, work: Path) -> Path:
     return tree
 
 
-def table(results: dict, codes: list[str]) -> str:
+def table(results: dict, codes: list[str], steps: tuple[str, ...] = STEPS) -> str:
     """Markdown: a row per store size and step, a column per code, and the ratio."""
     head = "| store | step | " + " | ".join(codes) + (" | before/after |" if len(codes) == 2 else " |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for label, found in results.items():
-        for step in STEPS:
+        for step in steps:
             times = [found[(step, c)] for c in codes]
             ratio = f" | {times[0] / times[1]:.1f}x" if len(codes) == 2 else ""
             lines.append(f"| {label} | {step} | " + " | ".join(f"{t:.1f} s" for t in times) + ratio + " |")
+        if "imports" in found:
+            lines.append(f"| {label} | imports (the floor under start) | " +
+                         " | ".join(f"{found['imports']:.1f} s" for _ in codes) + (" | |" if len(codes) == 2 else " |"))
         if "same report" in found:
             lines.append(f"| {label} | report bytes | {'identical' if found['same report'] else 'DIFFER'} |")
     return "\n".join(lines)
@@ -186,7 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--against", help="a commit whose code is timed beside this tree's (e.g. HEAD~3)")
     p.add_argument("--profile", default="smoke", help="the benchmark the seed store holds")
     p.add_argument("--work", default=".scale", help="folder for the stores, the seed and the other code")
+    p.add_argument("--steps", default=",".join(STEPS), help=f"which to time, comma-separated ({', '.join(STEPS)})")
     a = p.parse_args(argv)
+    steps = tuple(x.strip() for x in a.steps.split(",") if x.strip())
+    if set(steps) - set(STEPS):
+        p.error(f"--steps: {', '.join(sorted(set(steps) - set(STEPS)))} is not one of {', '.join(STEPS)}")
     work = Path(a.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     sizes = [int(n) for n in a.runs.split(",") if n]
@@ -202,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copy(db, store)
         held = multiply(f"sqlite:///{store}", n)
         print(f"SQLite store of {held} runs: {store}", flush=True)
-        results[f"SQLite {held:,}"] = measure(f"sqlite:///{store}", codes, work, f"sqlite-{held}", a.profile)
+        results[f"SQLite {held:,}"] = measure(f"sqlite:///{store}", codes, work, f"sqlite-{held}", a.profile, steps)
     if pg_sizes:
         from suite.pgtemp import Postgres
 
@@ -212,8 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                 into_postgres(db, url)
                 held = multiply(url, n)
                 print(f"PostgreSQL store of {held} runs", flush=True)
-                results[f"PostgreSQL {held:,}"] = measure(url, codes, work, f"postgres-{held}", a.profile)
-    text = table(results, list(codes))
+                results[f"PostgreSQL {held:,}"] = measure(url, codes, work, f"postgres-{held}", a.profile, steps)
+    text = table(results, list(codes), steps)
     (work / "scale.md").write_text(text + "\n")
     print("\n" + text + f"\n\n(written to {work / 'scale.md'})")
     return 0 if all(r.get("same report", True) for r in results.values()) else 1
