@@ -6,12 +6,15 @@ from tasks.base import Task
 from tasks.copy import Copy
 from tasks.induction import Induction
 from tasks.listops import ListOps
+from tasks.lra_text import LraText
 from tasks.mnist_pixels import MnistPixels
 from tasks.mnist_rows import MnistRows
 from tasks.parity import Parity
 from tasks.permutation import Permutation
+from tasks.scifar import Scifar
 from tasks.selective_copy import SelectiveCopy
 from tasks.temporal_order import TemporalOrder
 
 TASKS: dict[str, type[Task]] = {t.name: t for t in (MnistRows, MnistPixels, Copy, Adding, SelectiveCopy, AssocRecall,
-                                                    TemporalOrder, ListOps, Parity, Permutation, Induction)}
+                                                    TemporalOrder, ListOps, Parity, Permutation, Induction, Scifar,
+                                                    LraText)}
