@@ -8,10 +8,13 @@ from tasks import TASKS
 from tasks.adding import Adding, AddingConfig
 from tasks.base import SyntheticTask
 from tasks.copy import Copy, CopyConfig
+from tests.tiny_data import tiny_settings
 
 
 def small(name):
     cls = TASKS[name]
+    if name in ("scifar", "lra_text"):  # hub data sets: a tiny local copy in the hub's layout
+        return cls(cls.Config(**tiny_settings(name)))
     settings = {"seq_len": 30} if "seq_len" in cls.Config.__dataclass_fields__ else {"source": "mnist-5k"}
     return cls(cls.Config(**settings))
 
