@@ -10,9 +10,10 @@ them (config plain_text). Any *train*/*test* parquet files under the folder are 
 one-line error: no subset ships.
 
 Protocol: each review's UTF-8 bytes, the first `seq_len` of them (LRA's tokenize keeps inputs[:max_length]);
-`seq_len` defaults to 4,096, LRA's "4K" and S4's imdb.yaml l_max. The max_length of LRA's released
-text_classification/configs/base_tc_config.py is 1000 in the version read; the 4K of the paper's runs is a
-command-line override we could not find in the repository, so its exact value (4,000 or 4,096) is unverified.
+`seq_len` defaults to 4,096: LRA's "4K", and the l_max of S4's configs/dataset/imdb.yaml (read in a fork of
+state-spaces/s4, not the original). LRA's own text_classification/configs/base_tc_config.py sets max_length = 1000
+in the version read (train.py passes config.max_length to the pipeline); the paper's 4K must come from an
+override we did not find in the repository, so LRA's exact length (4,000 or 4,096) is unverified.
 Validation: 2,500 reviews (`n_val`) carved from the 25,000 training ones by a fixed seed (LRA and S4 validate
 on the test set, having no validation split); the 25,000 test reviews are the test set.
 
