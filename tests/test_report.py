@@ -220,7 +220,7 @@ def test_failed_missing_and_published_figures_are_shown(site):
     assert "published (not ours)" not in index
     summary = (site / "summary.md").read_text()
     assert "gru seed 0 FAILED (`RuntimeError: boom in gru`)" in summary and "0.989 [1]" not in summary
-    assert "Published, not comparable: lstm 0.989" in summary
+    assert "Published, not comparable (trained on full MNIST (60,000 training digits); these runs on the 5,000-digit subset (3,500 training)): Cooijmans et al. 2017" in summary and "lstm 0.989, BN-LSTM 0.990" in summary
     assert "lstm | yes |" in summary  # tuned
 
 
@@ -422,28 +422,62 @@ def test_missing_cells_come_from_the_plan_the_benchmark_logged(store, tmp_path, 
 
 
 def test_a_published_figure_sits_beside_ours_only_when_the_protocol_matches():
-    from suite.report.references import attach_references, load_references
+    from suite.report.references import attach_references, load_references, quoted
     from suite.runs import Run, Setting
     from suite.scoring import Board, Row
 
-    def board(task, T, source, variant=""):
-        run = Run("r", "0", "FINISHED", 0, "", {"data_source": source, "seed": "0"}, {}, {"test_acc": 0.5})
-        return Board(Setting(task, T, variant), [Row("lstm", False, runs={0: run})], "acc")
+    def board(task, T, source, variant="", model="lstm", **params):
+        run = Run("r", "0", "FINISHED", 0, "", {"data_source": source, "seed": "0"},
+                  {f"task.{k}": str(v) for k, v in params.items()}, {"test_acc": 0.5})
+        return Board(Setting(task, T, variant), [Row(model, False, runs={0: run})], "acc")
 
     refs = load_references()
     full, subset = board("mnist_pixels", 784, "hf:ylecun/mnist"), board("mnist_pixels", 784, "mnist-5k")
     for b in (full, subset):
         attach_references(b, refs)
-    assert [f["value"] for f in full.references] == [0.989] and full.rows[0].reference["value"] == 0.989
+    assert full.rows[0].reference["value"] == 0.989 and full.rows[0].reference["source"].startswith("Cooijmans")
+    assert {f["model"] for f in full.references} >= {"lstm", "BN-LSTM", "uRNN", "S4", "rnn", "irnn"}
+    assert len({f["n"] for f in full.references}) == 3  # Cooijmans, Arjovsky and S4: one numbered source each
     assert subset.references == [] and subset.rows[0].reference is None  # a 5k-subset run never gets 0.989
-    assert [f["value"] for f in subset.incomparable] == [0.989] and "5,000-digit subset" in subset.incomparable[0]["why"]
+    assert all("5,000-digit subset" in g["why"] for g in subset.incomparable) and len(subset.incomparable) == 3
+    cooijmans = next(g for g in subset.incomparable if g["source"].startswith("Cooijmans"))
+    assert "rnn 0.350 (quoting Le, Jaitly & Hinton 2015 (TANH-RNN))" in quoted(cooijmans["figures"])
     permuted = board("mnist_pixels", 784, "local:/data/mnist", "permuted")
     attach_references(permuted, refs)
-    assert [f["value"] for f in permuted.references] == [0.902]  # another variant's figure is not mixed in
+    assert permuted.rows[0].reference["value"] == 0.902  # another variant's figure is not mixed in
     other = {**refs[0], "metric_definition": "accuracy over all T+20 steps", "seq_len": 784}
     fresh = board("mnist_pixels", 784, "hf:ylecun/mnist")
     attach_references(fresh, [other])
     assert fresh.references == [] and "reports accuracy over all T+20 steps" in fresh.incomparable[0]["why"]
+    # ListOps at LRA's length is LRA's only when drawn with LRA's depth and arguments
+    lra = board("listops", 2000, "synthetic", model="transformer", min_len=500, max_depth=10, max_args=10)
+    shallow = board("listops", 2000, "synthetic", model="transformer", min_len=500, max_depth=4, max_args=10)
+    for b in (lra, shallow):
+        attach_references(b, refs)
+    assert lra.rows[0].reference["value"] == 0.3637
+    assert shallow.references == [] and any("measured with max_depth 10; these runs with max_depth 4" in g["why"]
+                                            for g in shallow.incomparable)
+    # sCIFAR: LRA's grayscale Image task and S4/LRU's 3-channel sCIFAR are different variants
+    gray, rgb = board("scifar", 1024, "hf:uoft-cs/cifar10", model="lru"), board("scifar", 1024, "hf:uoft-cs/cifar10",
+                                                                                 "rgb", model="lru")
+    for b in (gray, rgb):
+        attach_references(b, refs)
+    assert {f["source"].split(",")[0] for f in gray.references} == {"Tay et al. 2021"} and gray.rows[0].reference is None
+    assert rgb.rows[0].reference["value"] == 0.890 and "S4" in {f["model"] for f in rgb.references}
+
+
+def test_every_published_figure_names_a_known_task_data_and_metric_definition_and_a_table():
+    from suite.report.references import DATA, load_references
+    from tasks import TASKS
+
+    keys = {"task", "variant", "seq_len", "data", "metric", "metric_definition", "config", "source", "note", "model",
+            "value", "settings", "secondary", "spread"}
+    for f in load_references():
+        assert set(f) <= keys and isinstance(f["seq_len"], int), f  # an unquoted comma splits a flow mapping
+        assert f["data"] in DATA and f["metric"] == "test_acc" and 0 < f["value"] <= 1, f
+        assert "Table" in f["source"] or "prose" in f["source"], f
+        if f["task"] in TASKS and not f["metric_definition"].startswith("accuracy ("):
+            assert f["metric_definition"] == TASKS[f["task"]].metric_definition, f
 
 
 @pytest.mark.parametrize("width,mobile", [(1400, False), (390, True)], ids=["desktop", "phone"])

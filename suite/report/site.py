@@ -17,7 +17,7 @@ from pathlib import Path
 from suite.errors import UserError
 from suite.report.answer import overall_section, write_results
 from suite.report.plots import FONT, plot_speed
-from suite.report.references import attach_references, load_references
+from suite.report.references import attach_references, load_references, quoted
 from suite.report.sections import horizon_section, reproduction_rows, speed_rows, task_section
 from suite.report.tables import annotate, banners, facts, write_csv
 from suite.roles import Role
@@ -36,6 +36,7 @@ def _environment():
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.globals["unit_of"] = unit_of  # a statistic's number format
+    env.globals["quoted"] = quoted  # published figures in a line
     return env
 
 
