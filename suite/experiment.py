@@ -26,7 +26,7 @@ from tasks import TASKS
 from tasks.base import TEST_SEED, VAL_SEED
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-PROFILES = ("smoke", "cpu", "cpu-extended", "cpu-probes", "full")
+PROFILES = ("smoke", "cpu", "cpu-extended", "cpu-probes", "cpu-lra", "full")
 TOP_KEYS = ("models", "seeds", "model", "train", "tasks", "tune", "horizon", "stores", "register", "banner")
 
 

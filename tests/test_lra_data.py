@@ -159,3 +159,19 @@ tasks:
     assert scifar.data.tags.get("variant") == "rgb" and scifar.data.params["task.channels"] == "rgb"
     assert text.data.tags["data_source"] == f"local:{copy_of('lra_text')}" and text.data.tags["seq_len"] == "64"
     assert "test_acc" in scifar.data.metrics and "test_acc" in text.data.metrics
+
+
+def test_the_cpu_lra_profile_runs_each_long_range_task_on_the_tiny_copies(tmp_path, in_store):
+    """The CPU-sized setting of sCIFAR, LRA's ListOps grammar and IMDb bytes (configs/profiles/cpu-lra.yaml):
+    the full profile's long-range code paths, end to end, on data the test writes."""
+    sets = [f"tasks.scifar.path={copy_of('scifar')}", "tasks.scifar.n_val=8",
+            f"tasks.lra_text.path={copy_of('lra_text')}", "tasks.lra_text.n_val=6",
+            "tasks.listops.n_train=256", "tasks.listops.n_eval=64", "train.steps_per_epoch=2", "train.epochs=1"]
+    argv = ["benchmark", "--profile", "cpu-lra", "--models", "rnn", "--tracking-uri", in_store,
+            "--experiment", "t-cpu-lra", *[a for s in sets for a in ("--set", s)]]
+    assert main(argv) == 0
+    client = MlflowClient(in_store)
+    runs = client.search_runs([client.get_experiment_by_name("t-cpu-lra").experiment_id])
+    found = {r.data.tags["task"]: r for r in runs}
+    assert set(found) == {"scifar", "listops", "lra_text"} and all(r.info.status == "FINISHED" for r in runs)
+    assert found["listops"].data.params["task.max_depth"] == "10" and found["lra_text"].data.tags["seq_len"] == "512"
