@@ -23,6 +23,12 @@ def in_store(store, monkeypatch):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def listops_cache(tmp_path_factory):
+    """Drawn ListOps sets go to the session's temporary folder, not the user's cache (subprocesses too)."""
+    os.environ["RNNBENCH_CACHE"] = str(tmp_path_factory.mktemp("rnnbench-cache"))
+
+
+@pytest.fixture(scope="session", autouse=True)
 def torch_settings():
     from suite.train import init_torch
 
