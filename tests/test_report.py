@@ -450,8 +450,8 @@ def test_a_published_figure_sits_beside_ours_only_when_the_protocol_matches():
     attach_references(fresh, [other])
     assert fresh.references == [] and "reports accuracy over all T+20 steps" in fresh.incomparable[0]["why"]
     # ListOps at LRA's length is LRA's only when drawn with LRA's depth and arguments
-    lra = board("listops", 2000, "synthetic", model="transformer", min_len=500, max_depth=10, max_args=10)
-    shallow = board("listops", 2000, "synthetic", model="transformer", min_len=500, max_depth=4, max_args=10)
+    lra = board("listops", 1999, "synthetic", model="transformer", min_len=501, max_depth=10, max_args=10)
+    shallow = board("listops", 1999, "synthetic", model="transformer", min_len=501, max_depth=4, max_args=10)
     for b in (lra, shallow):
         attach_references(b, refs)
     assert lra.rows[0].reference["value"] == 0.3637
