@@ -131,6 +131,27 @@ def read_parquet(files: dict[str, list[str]], convert: Callable):
         return convert(datasets.load_dataset("parquet", data_files=files))
 
 
+@functools.lru_cache(maxsize=8)
+def parquet_copy(path: str, repo: str, convert: Callable):
+    """A local copy in the hub's parquet layout (`task.path`), read by `convert` (each copy read once a process)."""
+    if not Path(path).exists():
+        raise UserError(f"task.path: {path} does not exist; point it at a folder with the {repo} parquet files")
+    parquet = parquet_files(files_under(path))
+    if len(parquet) < 2:
+        raise UserError(f"task.path: {path} holds no train and test parquet files (the hub's "
+                        "plain_text/train-*.parquet, plain_text/test-*.parquet)")
+    return read_parquet(parquet, convert)
+
+
+def held_out(splits: dict, cfg, seed: int, noun: str) -> dict:
+    """The train split less a seeded validation set of cfg.n_val `noun`, then capped by cfg.max_train and
+    cfg.max_eval (the splits of scifar and lra_text)."""
+    n_train = len(splits["train"][1])
+    if cfg.n_val >= n_train:
+        raise UserError(f"task.n_val: {cfg.n_val} validation {noun} leave none of the {n_train} training {noun}")
+    return capped(carve_val(splits, cfg.n_val, seed), cfg.max_train, cfg.max_eval, seed)
+
+
 def carve_val(splits: dict, n_val: int, seed: int) -> dict:
     """A fixed validation set of n_val examples drawn (by `seed`) from the train split; the rest trains."""
     x, y = splits["train"]

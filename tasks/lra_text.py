@@ -26,8 +26,6 @@ take 3.3 GB, validation 0.4 GB and the 25,000 test reviews 3.7 GB: `max_train`/`
 """
 from __future__ import annotations
 
-import functools
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -74,19 +72,8 @@ def _from_datasets(dd) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-@functools.lru_cache(maxsize=4)
-def _load_local(path: str):
-    if not Path(path).exists():
-        raise UserError(f"task.path: {path} does not exist; point it at a folder with the stanfordnlp/imdb "
-                        "parquet files")
-    parquet = hub.parquet_files(hub.files_under(path))
-    if len(parquet) < 2:
-        raise UserError(f"task.path: {path} holds no train and test parquet files (the hub's "
-                        "plain_text/train-*.parquet, plain_text/test-*.parquet)")
-    return hub.read_parquet(parquet, _from_datasets)
-
-
-DATA = hub.HubData(HF_REPO, "IMDb", _from_datasets, _load_local,
+DATA = hub.HubData(HF_REPO, "IMDb", _from_datasets,
+                   lambda path: hub.parquet_copy(path, HF_REPO, _from_datasets),
                    "the folder holding stanfordnlp/imdb's parquet files",
                    "set task.path to a local copy (the hub's parquet files)")
 
@@ -94,11 +81,7 @@ DATA = hub.HubData(HF_REPO, "IMDb", _from_datasets, _load_local,
 def load_imdb(cfg: LraTextConfig) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
     """Reviews as UTF-8 bytes and int64 labels for train/val/test, and the data_source tag."""
     splits, tag = hub.source_of(cfg, DATA)
-    n_train = len(splits["train"][1])
-    if cfg.n_val >= n_train:
-        raise UserError(f"task.n_val: {cfg.n_val} validation reviews leave none of the {n_train} training reviews")
-    splits = hub.carve_val(splits, cfg.n_val, SPLIT_SEED)
-    return hub.capped(splits, cfg.max_train, cfg.max_eval, SPLIT_SEED), tag
+    return hub.held_out(splits, cfg, SPLIT_SEED, "reviews"), tag
 
 
 def to_tokens(texts, seq_len: int) -> tuple[np.ndarray, np.ndarray]:

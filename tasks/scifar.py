@@ -23,9 +23,7 @@ in gray (245 MB for the 60,000), 12 KiB in rgb (737 MB); `max_train`/`max_eval` 
 """
 from __future__ import annotations
 
-import functools
 import math
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -80,19 +78,8 @@ def _from_datasets(dd) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-@functools.lru_cache(maxsize=4)
-def _load_local(path: str):
-    if not Path(path).exists():
-        raise UserError(f"task.path: {path} does not exist; point it at a folder with the uoft-cs/cifar10 "
-                        "parquet files")
-    parquet = hub.parquet_files(hub.files_under(path))
-    if len(parquet) < 2:
-        raise UserError(f"task.path: {path} holds no train and test parquet files (the hub's "
-                        "plain_text/train-*.parquet, plain_text/test-*.parquet)")
-    return hub.read_parquet(parquet, _from_datasets)
-
-
-DATA = hub.HubData(HF_REPO, "CIFAR-10", _from_datasets, _load_local,
+DATA = hub.HubData(HF_REPO, "CIFAR-10", _from_datasets,
+                   lambda path: hub.parquet_copy(path, HF_REPO, _from_datasets),
                    "the folder holding uoft-cs/cifar10's parquet files",
                    "set task.path to a local copy (the hub's parquet files)")
 
@@ -100,11 +87,7 @@ DATA = hub.HubData(HF_REPO, "CIFAR-10", _from_datasets, _load_local,
 def load_cifar(cfg: ScifarConfig) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
     """uint8 RGB images (N, 32, 32, 3) and int64 labels for train/val/test, and the data_source tag."""
     splits, tag = hub.source_of(cfg, DATA)
-    n_train = len(splits["train"][1])
-    if cfg.n_val >= n_train:
-        raise UserError(f"task.n_val: {cfg.n_val} validation images leave none of the {n_train} training images")
-    splits = hub.carve_val(splits, cfg.n_val, SPLIT_SEED)
-    return hub.capped(splits, cfg.max_train, cfg.max_eval, SPLIT_SEED), tag
+    return hub.held_out(splits, cfg, SPLIT_SEED, "images"), tag
 
 
 def to_gray(images: np.ndarray, chunk: int = 4_096) -> np.ndarray:
