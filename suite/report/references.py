@@ -54,14 +54,15 @@ def attach_references(board: Board, references: list[dict]):
     s = board.setting
     mine = [{**f, "text": fmt(f["value"], board.metric)} for f in references
             if f["task"] == s.task and f.get("variant", "") == s.variant]
-    found = [f for f in mine if why_not(f, board) is None]
-    sources = list(dict.fromkeys(f["source"] for f in found))
-    board.references = [{**f, "n": sources.index(f["source"]) + 1} for f in found]
-    groups: dict[tuple, dict] = {}
+    found, groups = [], {}
     for f in mine:
-        if (why := why_not(f, board)) is not None:
+        if (why := why_not(f, board)) is None:
+            found.append(f)
+        else:
             group = groups.setdefault((f["source"], why), {"source": f["source"], "why": why, "figures": []})
             group["figures"].append(f)
+    sources = list(dict.fromkeys(f["source"] for f in found))
+    board.references = [{**f, "n": sources.index(f["source"]) + 1} for f in found]
     board.incomparable = list(groups.values())
     for row in board.rows:
         row.reference = next((f for f in board.references if f["model"] == row.model and not row.tuned), None)
