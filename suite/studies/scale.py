@@ -12,9 +12,10 @@ times, in turn:
   report      `rnnbench report` (the two codes' pages are compared: they must be the same bytes)
   dry run     `rnnbench benchmark --dry-run --reuse-stale` (every cell already finished: the skip check alone)
   benchmark   `rnnbench benchmark --reuse-stale` (every cell finished: skip check, table, plan)
-  start       `rnnbench benchmark` of a plan no run has finished yet (`--set train.lr=...`, a value per code
-              and size): seconds from the command to its first cell's first `Trainer.fit` (the skip check, the
-              claim against the store and MLflow's run done); the benchmark is then stopped with Ctrl-C
+  start       `rnnbench benchmark` of a plan no run has finished yet (`--set train.lr=...`, a value per code:
+              the first's cell is not the second's): seconds from the command to its first cell's first
+              `Trainer.fit` (the skip check, the claim against the store and MLflow's run done); the benchmark
+              is then stopped with Ctrl-C
   imports     `python -c "import torch, lightning.pytorch, mlflow.store.tracking.sqlalchemy_store"`: the
               floor under any start, paid by every code at any store size (timed once per size)
 --reuse-stale: where the two codes' fingerprints differ (a change to the training core), neither retrains the seed's
