@@ -65,7 +65,7 @@ gpu-wheels: ## the wheels the GPU check needs on a bare GPU machine (CPython 3.1
 	  -d .whl $(GPU_WHEELS)
 
 GPU_PYTHON ?= $(BIN)/python
-gpu-check: ## cuDNN, bf16, speed, packing and the full profile's estimate on CUDA, into gpu-check/ (README › GPU check)
+gpu-check: ## cuDNN, precision as it runs, speed, the ways to fill a GPU and the full profile's estimate, into gpu-check/ (README › GPU check)
 	$(GPU_PYTHON) -m suite.studies.gpu_check --device cuda --out gpu-check $(ARGS)
 
 ui: $(STAMP) ## open the MLflow UI on the local store at http://127.0.0.1:5000

@@ -38,7 +38,7 @@ class TrainConfig:
     n_val: PosInt = 1_000  # generated tasks: validation sequences (fixed seed)
     n_test: PosInt = 2_000  # generated tasks: test sequences (fixed seed)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when available
-    precision: Literal["auto", "32-true", "bf16-mixed"] = "auto"  # auto: bf16-mixed on cuda, else 32-true
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"  # auto: suite/precision.py
     warmup_steps: NonNegInt = 5  # first optimizer steps left out of train_samples_per_s
     steps_per_call: PosInt = 8  # optimizer steps per Lightning training_step call (Keras' steps_per_execution)
     stop_when_solved: NonNegInt = 3  # stop after this many solved validations in a row (0: never stop early)

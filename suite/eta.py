@@ -135,6 +135,7 @@ def time_line(cell: Cell, threads: int, longest: int) -> Line:
     import torch
 
     from suite.module import SeqModule
+    from suite.precision import autocast
     from suite.train import device_for, precision_for
 
     torch.set_num_threads(threads)
@@ -143,12 +144,12 @@ def time_line(cell: Cell, threads: int, longest: int) -> Line:
                        cell.train).to(device)
     opt = module.configure_optimizers()
     module.optimizers = lambda use_pl_optimizer=False: opt
-    bf16 = precision_for(cell, device) == "bf16-mixed"
+    precision = precision_for(cell, device)
 
     def timed(T: int, train: bool) -> float:
         batch = _random_batch(task, size, T, device)
         module.train(train)
-        with torch.autocast("cuda", torch.bfloat16) if bf16 else contextlib.nullcontext():
+        with autocast(precision, device):
             return _seconds(lambda: module.training_step([batch], 0), device) if train else \
                 _seconds(lambda: module.validation_step(batch, 0), device, torch.inference_mode())
 

@@ -19,7 +19,7 @@ from suite.signals import on_sigterm, stop_if_interrupted
 
 SMALL = 50  # --jobs auto packs only cells of more optimizer steps: the smoke profile's 16 cells of 16 steps took
 # 20 s one at a time and 28 s in 2 jobs (a worker's start, importing torch and Lightning, is ~8 s)
-PER_GPU = 4  # cells sharing a GPU under --jobs auto (`make gpu-check` measures K=4 against 1 on the GPU at hand)
+PER_GPU = 4  # cells sharing a GPU under --jobs auto (`make gpu-check` measures K=4 against 1, and other ways)
 
 
 @dataclass(frozen=True)

@@ -189,6 +189,7 @@ def _record(store, run, cell, training) -> dict:
     from suite.logged_model import log_model
 
     metrics = training.evaluate()
+    store.client.set_tag(run.id, "compute_dtypes", training.dtypes.summary())  # what precision gave, as it ran
     net = training.module.net
     if training.initial is not None:
         metrics |= record_gradflow(store.client, run.id, training.module, training.initial, training.task,

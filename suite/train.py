@@ -24,6 +24,7 @@ def init_torch():
 
     # Denormals slow the backward pass of long sequences 3-5x on CPU; flushing them costs nothing.
     torch.set_flush_denormal(True)
+    torch.backends.cuda.matmul.allow_tf32 = True  # 32-true on CUDA: TF32 tensor cores, as cuDNN's RNNs already use
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if os.environ.get("RNNBENCH_THREADS"):  # set for parallel tuning workers: the cores split between them
         torch.set_num_threads(int(os.environ["RNNBENCH_THREADS"]))
@@ -49,9 +50,12 @@ def device_for(cell: Cell) -> str:
 
 
 def precision_for(cell: Cell, device: str) -> str:
+    """The Lightning precision a cell trains in; auto as suite/precision.py decides from what the stack runs."""
     if cell.train.precision != "auto":
         return cell.train.precision
-    return "bf16-mixed" if device == "cuda" else "32-true"
+    from suite.precision import auto
+
+    return auto(cell.model, device)
 
 
 def assemble(cell: Cell, device: str):
@@ -117,13 +121,16 @@ class Training:
         self.watch = SolveWatch(self.task, cell.train.stop_when_solved)
         self.initial = ({k: v.clone() for k, v in self.module.net.state_dict().items()}
                         if cell.train.gradflow else None)  # the weights at initialisation, for gradient flow
-        self.trainer, self.val_loss = None, None
+        self.trainer, self.val_loss, self.dtypes = None, None, None
         self.test_set_sha = checksum(*self.test_batches.tensors())
 
     def fit(self, callbacks=(), progress: bool = False, ckpt: str | None = None):
         """Train and validate every epoch; `ckpt` resumes from a checkpoint file (weights only, no pickles)."""
         import torch
 
+        from suite.precision import ComputeDtypes
+
+        self.dtypes = ComputeDtypes(self.module.net)  # what the layers output at the first step, as it runs
         self.trainer = trainer_for(self.cell, self.device, [self.speed, self.watch, *callbacks], progress)
         if self.device == "cuda":
             torch.cuda.reset_peak_memory_stats()

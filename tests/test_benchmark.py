@@ -39,6 +39,8 @@ def test_smoke_matrix_records_every_cell_then_skips_them(in_store, capsys):
         assert r.data.params["model.name"] == tags["model"] and r.data.params["train.epochs"] == "2"
         expected_source = "mnist-5k" if tags["task"].startswith("mnist") else "synthetic"
         assert tags["data_source"] == expected_source and tags["profile"] == "smoke"
+        kernel = {"rnn": "RNN_TANH", "lstm": "LSTM", "gru": "GRU", "attn_rnn": "GRU"}[tags["model"]]
+        assert tags["precision"] == "32-true" and tags["compute_dtypes"] == f"{kernel} float32 · Linear float32"
         inputs = {(d.dataset.name, d.tags[0].value) for d in r.inputs.dataset_inputs}  # MLflow's Dataset column
         name = "mnist-5k" if tags["task"].startswith("mnist") else f"{tags['task']} T={tags['seq_len']} (generated)"
         assert inputs == {(name, "training"), (name, "test")}

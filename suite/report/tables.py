@@ -104,8 +104,8 @@ def facts(all_boards: list[Board], experiments: list, planned: set | None) -> li
                      + ("" if planned is not None or not rows else " (no benchmark logged its plan here)")),
            *((label, _counted(shown, key)) for label, key in (
                ("device", "device"), ("CPU", "cpu"), ("GPU", "gpu"), ("precision", "precision"),
-               ("torch", "torch_version"), ("Python", "python_version"), ("CUDA", "cuda_version"),
-               ("git sha", "git_sha")))]
+               ("computed in", "compute_dtypes"), ("torch", "torch_version"), ("Python", "python_version"),
+               ("CUDA", "cuda_version"), ("git sha", "git_sha")))]
     if starts:
         out.append(("runs started", f"{_day(starts[0])} to {_day(starts[-1])}"))
     return [(k, v) for k, v in out if v != "–" or k in ("experiments", "profile")]

@@ -3,14 +3,21 @@
     python -m suite.studies.gpu_check --device cuda --out DIR     (CI runs it with --device cpu --quick)
 
 It needs torch, Lightning, pydantic, PyYAML and numpy only (no MLflow, Optuna or the tracking store), so it runs
-on a bare GPU machine with the few missing wheels carried along (`make gpu-wheels`). Sections:
-1. every model x task at smoke size: trains, tests finite, the fused RNNs on cuDNN (aten::_cudnn_rnn seen by the
-   profiler), and bf16 autocast in use (the layers' outputs are bfloat16 under train.precision auto);
-2. `rnnbench speed`'s cells: the suite against a hand-written loop, on the device;
-3. packing: K processes training the same cell at once against one alone (aggregate samples/s);
-4. the full profile's longest cell (copy T=1000) for a few hundred steps, and that cell's full time;
-5. the synthetic evaluation sets' checksums on the device against the CPU's;
-6. an estimate of the whole full profile on this device, from timing each setting briefly.
+on a bare GPU machine with the few missing wheels carried along (`make gpu-wheels`). Sections (`--only`):
+- smoke: every model x task at smoke size trains and tests finite, every layer computes in the precision the
+  cell claims (its Linear outputs at the first step; each fused RNN's kernel input, probed under the same
+  precision: suite/precision.py), and on CUDA each fused RNN runs cuDNN's kernel (aten::_cudnn_rnn);
+- precision: per fused family (rnn, lstm, gru), each precision: its kernel op and the dtypes of its input, weight
+  and output, whether it computes what it says, samples/s on a short and a long cell, which auto picks and which
+  was fastest of those that compute what they say; cuDNN's version is in the environment line;
+- speed: `rnnbench speed`'s cells, the suite against a hand-written loop, on the device;
+- long: the full profile's longest cell (copy T=1000) for a few hundred steps through the Trainer, and its time;
+- fill: the ways to fill one GPU (suite/studies/fill.py) for adding T=200 and copy T=1000: alone, K processes,
+  K CUDA streams, S seeds vmapped (the LRU; a stepped RNN), S seeds block-diagonal in one fused LSTM;
+- graph: a CUDA graph of one training step of a stepped RNN (T=784) replayed, against eager;
+- checksums: the synthetic evaluation sets' checksums on the device against the CPU's;
+- estimate: the whole full profile on this device from timing each setting briefly, one cell at a time, packed
+  K to a GPU, and under each way of the fill section.
 """
 from __future__ import annotations
 
@@ -24,101 +31,52 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-SMOKE, FULL = ROOT / "configs/profiles/smoke.yaml", ROOT / "configs/profiles/full.yaml"
-SPEED = ROOT / "configs/experiments/speed.yaml"
-
-
-def cells_of(config: Path, overrides: dict | None = None, **narrow):
-    """The cells of an experiment file (narrowed to some models or tasks), with some settings changed
-    (Experiment.overridden: config paths as in --set)."""
-    from suite.experiment import load_experiment
-
-    exp = load_experiment(None, str(config), announce=None, **narrow)
-    return exp.overridden(overrides, "gpu_check") if overrides else exp.cells
-
-
-def on_device(cell, device: str, **train):
-    """The cell on `device` (precision auto: bf16-mixed on CUDA), with other train settings if given."""
-    return dataclasses.replace(cell, train=dataclasses.replace(cell.train, device=device, **train))
+from suite.studies.gpu_rows import FULL, SMOKE, SPEED, cells_of, kernels_text, markdown, on_device
 
 
 def smoke_row(cell) -> dict:
-    """Train and test one cell; which kernels ran and in what dtype."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
+    """Train and test one cell; what its layers computed in (its first step) and what its fused RNN kernels
+    computed in and which kernel ran (probed after training, under the same precision)."""
+    from torch import nn
 
+    from suite.precision import kernel_dtypes
     from suite.train import Training, precision_for
 
     training = Training(cell)
-    dtypes = set()
-    hooks = [m.register_forward_hook(lambda m, i, o: dtypes.add(str((o[0] if isinstance(o, tuple) else o).dtype)))
-             for m in training.module.modules() if isinstance(m, torch.nn.Linear | torch.nn.RNNBase)]
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if training.device == "cuda" else [])
     started = time.perf_counter()
-    with profile(activities=activities) as prof:
-        training.fit()
+    training.fit()
     seconds = time.perf_counter() - started
-    for h in hooks:
-        h.remove()
-    ops = {e.key for e in prof.key_averages()}
     metrics = training.evaluate()
-    fused = any(isinstance(m, torch.nn.RNNBase) for m in training.module.modules())
-    return {"cell": cell.label, "precision": precision_for(cell, training.device), "dtypes": sorted(dtypes),
-            "bf16": "torch.bfloat16" in dtypes, "fused_rnn": fused, "cudnn_rnn": "aten::_cudnn_rnn" in ops,
+    precision = precision_for(cell, training.device)
+    kernels = [kernel_dtypes(m, precision, training.device) for m in training.module.modules()
+               if isinstance(m, nn.RNNBase)]
+    return {"cell": cell.label, "precision": precision, "computes": training.dtypes.summary(),
+            "linear": sorted(training.dtypes.seen.get("Linear", ())), "kernels": kernels,
             "test_loss": metrics["test_loss"], "finite": math.isfinite(metrics["test_loss"]),
             "samples_per_s": metrics["train_samples_per_s"], "seconds": seconds}
 
 
 def smoke_ok(row: dict, device: str) -> bool:
-    if not row["finite"]:
-        return False
-    if device != "cuda":
-        return not row["bf16"]
-    return row["bf16"] and (row["cudnn_rnn"] or not row["fused_rnn"])  # no silent fallback to slower kernels
+    """Finite, every layer computing in the precision claimed, and on CUDA each fused RNN on cuDNN's kernel (no
+    silent fallback to slower kernels)."""
+    from suite.precision import DTYPES
+
+    claimed = DTYPES[row["precision"]]
+    return (row["finite"] and row["linear"] == [claimed] and all(k["computes"] == claimed for k in row["kernels"])
+            and (device != "cuda" or all(k["kernel"] == "_cudnn_rnn" for k in row["kernels"])))
 
 
-def _train_steps(cell, steps: int, queue=None) -> dict:
-    """Train `cell` for `steps` optimizer steps; samples/s (warm-up excluded) and wall seconds."""
-    from suite.train import Training, init_torch, trainer_for
+def _train_steps(cell, steps: int) -> dict:
+    """Train `cell` for `steps` optimizer steps through the Trainer, as a run does; samples/s (warm-up excluded)."""
+    from suite.train import Training, trainer_for
 
-    init_torch()
     calls = max(2, steps // cell.train.steps_per_call)
     short = dataclasses.replace(cell, train=dataclasses.replace(
         cell.train, epochs=1, steps_per_epoch=calls * cell.train.steps_per_call, gradflow=False))
     training = Training(short)
-    started = time.perf_counter()
     trainer_for(short, training.device, [training.speed], False, limit_val_batches=0).fit(
         training.module, training.train_batches)
-    result = {"samples_per_s": training.speed.samples_per_s, "seconds": time.perf_counter() - started,
-              "steps": calls * cell.train.steps_per_call}
-    if queue is not None:
-        queue.put(result)
-    return result
-
-
-def packing_row(cell, jobs: int, steps: int) -> dict:
-    """One process alone, then `jobs` processes at once on the same device, each with its own seed."""
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("spawn")
-
-    def together(k):
-        queue = ctx.Queue()
-        procs = [ctx.Process(target=_train_steps, args=(dataclasses.replace(cell, seed=i), steps, queue))
-                 for i in range(k)]
-        started = time.perf_counter()
-        for p in procs:
-            p.start()
-        results = [queue.get(timeout=900) for _ in procs]
-        for p in procs:
-            p.join()
-        return sum(r["samples_per_s"] for r in results), time.perf_counter() - started
-
-    alone, alone_s = together(1)
-    packed, packed_s = together(jobs)
-    return {"cell": cell.label, "jobs": jobs, "alone_samples_per_s": alone, "packed_samples_per_s": packed,
-            "gain": packed / alone, "alone_wall_s": alone_s, "packed_wall_s": packed_s}
+    return {"samples_per_s": training.speed.samples_per_s, "steps": calls * cell.train.steps_per_call}
 
 
 def long_row(cell, steps: int) -> dict:
@@ -144,9 +102,10 @@ def checksum_rows(device: str) -> list[dict]:
     return rows
 
 
-def full_estimate(device: str, budget_s: float, jobs: int) -> dict:
-    """Time each setting of the full profile briefly (until budget_s), price the rest by cost, then pack."""
-    from suite.eta import Clock, estimate, makespan
+def full_estimate(device: str, budget_s: float) -> tuple[dict, dict, list]:
+    """Time each setting of the full profile briefly (until budget_s), price the rest by cost: the summary, each
+    cell's seconds by label, and the cells."""
+    from suite.eta import Clock, estimate
 
     cells = [on_device(c, device) for c in cells_of(FULL)]
     settings = {c.setting_key: c for c in cells}
@@ -156,19 +115,24 @@ def full_estimate(device: str, budget_s: float, jobs: int) -> dict:
             break
         timed[key] = estimate(cell, os.cpu_count() or 1)
         clock.record(cell, timed[key])
-    each = [timed.get(c.setting_key) or clock.eta([c], {}) for c in cells]
-    return {"cells": len(cells), "settings": len(settings), "settings_timed": len(timed),
-            "one_at_a_time_h": sum(each) / 3600, f"packed_{jobs}_h": makespan(each, jobs) / 3600}
+    each = {c.label: timed.get(c.setting_key) or clock.eta([c], {}) for c in cells}
+    return ({"cells": len(cells), "settings": len(settings), "settings_timed": len(timed),
+             "one_at_a_time_h": sum(each.values()) / 3600}, each, cells)
 
 
 def say(text: str):
     print(text, flush=True)
 
 
-def run(device: str, out: Path, quick: bool) -> int:
+SECTIONS = ("smoke", "precision", "speed", "long", "fill", "graph", "checksums", "estimate")
+
+
+def run(device: str, out: Path, quick: bool, only: tuple[str, ...] = SECTIONS) -> int:
     import torch
 
+    from suite.errors import one_line
     from suite.packing import PER_GPU
+    from suite.studies import fill, gpu_rows
     from suite.studies.speed import measure
     from suite.studies.speed_rows import speed_table
     from suite.train import init_torch
@@ -181,54 +145,101 @@ def run(device: str, out: Path, quick: bool) -> int:
     env = {"torch": torch.__version__, "python": platform.python_version(), "device": device,
            "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
            "cudnn": torch.backends.cudnn.version() if device == "cuda" else None}
-    summary = {"environment": env}
+    summary, seconds, failed = {"environment": env}, {}, {}
     say(f"gpu_check on {device}: {env}")
-    narrow = {"models": ["rnn", "lstm"], "tasks": ["adding", "copy"]} if quick else {}
-    summary["smoke"] = [smoke_row(on_device(c, device)) for c in cells_of(SMOKE, **narrow)]
-    for r in summary["smoke"]:
-        r["ok"] = smoke_ok(r, device)
-        say(f"  smoke {r['cell']}: {'ok' if r['ok'] else 'FAILED'} · {r['precision']} · cudnn {r['cudnn_rnn']} · "
-            f"{r['samples_per_s']:.0f} samples/s")
-    speed_cells = [on_device(c, device) for c in cells_of(SPEED, **({"models": ["lstm"], "tasks": ["adding"]} if quick
-                                                               else {}))]
-    rows = [measure(c, repeats=1 if quick else 3) for c in speed_cells]
-    summary["speed"] = [{"cell": r.cell.label, **r.metrics()} for r in rows]
-    say(speed_table(rows))
-    base = on_device(cells_of(FULL, {"task.seq_len": 200}, models=["lstm"], tasks=["adding"])[0], device)
-    summary["packing"] = packing_row(base, PER_GPU if device == "cuda" else 2, 16 if quick else 400)
-    say(f"  packing: {summary['packing']}")
-    long = on_device(cells_of(FULL, {"task.seq_len": 50 if quick else 1000}, models=["lstm"], tasks=["copy"])[0],
-                     device)
-    summary["long_cell"] = long_row(long, 16 if quick else 300)
-    say(f"  long cell: {summary['long_cell']}")
-    summary["checksums"] = checksum_rows(device)
-    summary["full_profile"] = full_estimate(device, 5 if quick else 240, PER_GPU)
-    say(f"  full profile: {summary['full_profile']}")
-    ok = all(r["ok"] for r in summary["smoke"]) and all(r["same"] for r in summary["checksums"])
-    summary["ok"] = ok
-    (out / "gpu_check.json").write_text(json.dumps(summary, indent=1, default=str))
-    (out / "gpu_check.md").write_text(markdown(summary))
-    say(f"wrote {out / 'gpu_check.md'} and gpu_check.json: {'all checks passed' if ok else 'SOME CHECKS FAILED'}")
+    k, seeds, steps = (PER_GPU, 3, 100) if device == "cuda" else (2, 3, 4 if quick else 30)
+    short, long = (on_device(cells_of(FULL, {"task.seq_len": t}, models=["lstm"], tasks=[task])[0], device)
+                   for t, task in ((20 if quick else 200, "adding"), (50 if quick else 1000, "copy")))
+
+    def section(name, work):
+        """Run one section; a section that fails is one line in the summary, and the others still run. The
+        summary is written after each, so a lease that ends mid-check keeps what was measured."""
+        if name not in only:
+            return
+        started = time.perf_counter()
+        say(f"== {name}")
+        try:
+            summary[name] = work()
+        except Exception as exc:  # noqa: BLE001 (the check reports every section it can)
+            failed[name] = one_line(exc)
+            say(f"  {name} FAILED: {failed[name]}")
+        seconds[name] = round(time.perf_counter() - started, 1)
+        write()
+
+    def write():
+        summary["seconds"], summary["failed"] = seconds, failed
+        summary["ok"] = (not failed and all(r["ok"] for r in summary.get("smoke", ()))
+                         and all(r["computes_as_claimed"] and not r["error"]
+                                 for r in summary.get("precision", ()) if r["auto"])
+                         and all(r["same"] for r in summary.get("checksums", ())))
+        (out / "gpu_check.json").write_text(json.dumps(summary, indent=1, default=str))
+        (out / "gpu_check.md").write_text(markdown(summary))
+
+    def smoke():
+        narrow = {"models": ["rnn", "lstm"], "tasks": ["adding", "copy"]} if quick else {}
+        rows = [smoke_row(on_device(c, device)) for c in cells_of(SMOKE, **narrow)]
+        for r in rows:
+            r["ok"] = smoke_ok(r, device)
+            say(f"  {r['cell']}: {'ok' if r['ok'] else 'FAILED'} · {r['precision']} · {r['computes']} · "
+                f"{kernels_text(r)} · {r['samples_per_s']:.0f} samples/s")
+        return rows
+
+    def precision():
+        models = ["lstm"] if quick else list(gpu_rows.FAMILIES)
+        cells = [gpu_rows.like(c, m, device) for m in models for c in (short, long)]
+        rows = gpu_rows.precision_rows(cells, device, steps)
+        for r in rows:
+            say(f"  {r['model']} {r['precision']}{' (auto)' if r['auto'] else ''}: kernel {r['kernel']} · input "
+                f"{r['input']} · weight {r['weight']} · output {r['output']} · "
+                + " · ".join(f"{v:.0f} samples/s" for v in r["samples_per_s"].values())
+                + (f" · training fails: {r['error']}" if r["error"] else "")
+                + (" · fastest that computes as claimed" if r.get("fastest") else "")
+                + ("" if r["computes_as_claimed"] else f" · computes {r['computes']}, not what it says"))
+        return rows
+
+    def speed():
+        narrow = {"models": ["lstm"], "tasks": ["adding"]} if quick else {}
+        rows = [measure(on_device(c, device), repeats=1 if quick else 3) for c in cells_of(SPEED, **narrow)]
+        say(speed_table(rows))
+        return [{"cell": r.cell.label, **r.metrics()} for r in rows]
+
+    def long_cell():
+        row = long_row(long, 16 if quick else 300)
+        say(f"  {row}")
+        return row
+
+    def fill_ways():
+        rows = gpu_rows.fill_rows(short, long, device, k, seeds, steps)
+        for r in rows:
+            say(f"  {r['cell']} · {r['way']}: " + (f"fails: {r['error']}" if "error" in r else
+                f"{r['samples_per_s']:.0f} samples/s ({r['gain']:.2f}x), {r['wall_s']:.2f} s"))
+        return rows
+
+    def graph():
+        cell = on_device(cells_of(FULL, {"task.seq_len": 50 if quick else 784}, models=["rnn"], tasks=["adding"])[0],
+                         device)
+        rows = fill.graphed(cell, device, steps if device == "cuda" else 3)
+        for r in rows:
+            say(f"  {r['cell']} · {r['way']}: {r['samples_per_s']:.0f} samples/s, {r['wall_s']:.2f} s")
+        if device != "cuda":
+            say("  CUDA graph: needs CUDA (eager only here)")
+        return rows
+
+    def estimate():
+        result, each, cells = full_estimate(device, 5 if quick else 120)
+        if "fill" in summary:
+            result["under_each_way"] = gpu_rows.way_estimates(each, cells, summary["fill"])
+        say(f"  {result}")
+        return result
+
+    for name, work in zip(SECTIONS, (smoke, precision, speed, long_cell, fill_ways, graph,
+                                     lambda: checksum_rows(device), estimate), strict=True):
+        section(name, work)
+    write()
+    ok = summary["ok"]
+    say(f"wrote {out / 'gpu_check.md'} and gpu_check.json ({seconds}): "
+        f"{'all checks passed' if ok else 'SOME CHECKS FAILED'}")
     return 0 if ok else 1
-
-
-def markdown(s: dict) -> str:
-    lines = [f"# GPU check · {s['environment']}", "", "| cell | ok | precision | dtypes | cuDNN RNN | samples/s |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {r['cell']} | {r['ok']} | {r['precision']} | {', '.join(r['dtypes'])} | "
-              f"{r['cudnn_rnn'] if r['fused_rnn'] else 'n/a'} | {r['samples_per_s']:.0f} |" for r in s["smoke"]]
-    lines += ["", "| speed cell | suite samples/s | raw samples/s | suite/raw |", "|---|---|---|---|"]
-    lines += [f"| {r['cell']} | {r['suite_samples_per_s']:.0f} | {r['raw_samples_per_s']:.0f} | "
-              f"{r['suite_vs_raw']:.3f} |" for r in s["speed"]]
-    p, lc, f = s["packing"], s["long_cell"], s["full_profile"]
-    lines += ["", f"Packing {p['cell']}: {p['jobs']} at once {p['packed_samples_per_s']:.0f} samples/s against "
-              f"{p['alone_samples_per_s']:.0f} alone: {p['gain']:.2f}x",
-              f"Long cell {lc['cell']}: {lc['s_per_step'] * 1000:.1f} ms a step; its {lc['planned_steps']} steps "
-              f"~{lc['training_estimate_s'] / 60:.1f} min",
-              "Checksums (device = CPU): " + ", ".join(f"{r['task']} {r['same']}" for r in s["checksums"]),
-              f"Full profile: {f['cells']} cells ({f['settings_timed']} of {f['settings']} settings timed): "
-              + ", ".join(f"{k} {v:.2f}" for k, v in f.items() if k.endswith("_h")), ""]
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -236,8 +247,16 @@ def main(argv=None) -> int:
     p.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
     p.add_argument("--out", default="gpu-check", help="folder for gpu_check.md and gpu_check.json")
     p.add_argument("--quick", action="store_true", help="a few cells and steps (CI runs it so on the CPU)")
+    p.add_argument("--only", default=",".join(SECTIONS),
+                   help=f"the sections to run, comma-separated (default all: {','.join(SECTIONS)})")
     a = p.parse_args(argv)
-    return run(a.device, Path(a.out), a.quick)
+    only = tuple(x.strip() for x in a.only.split(",") if x.strip())
+    unknown = [x for x in only if x not in SECTIONS]
+    if unknown:
+        print(f"gpu_check: --only: unknown section {', '.join(unknown)}; choose from {','.join(SECTIONS)}",
+              file=sys.stderr)
+        return 2
+    return run(a.device, Path(a.out), a.quick, only)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from suite.config import Cell
 from suite.errors import UserError, one_line
+from suite.precision import autocast
 from suite.provenance import environment
 from suite.roles import TAG, Role
 from suite.studies.speed_rows import SpeedRow, attach_attn_ratios, median, speed_table
@@ -53,8 +54,8 @@ def raw_throughput(cell: Cell, steps: int, warmup: int, backbone=None, compile: 
     opt = module.configure_optimizers()
     params = list(net.parameters())
     step_fn = torch.compile(net) if compile else net
-    bf16 = precision_for(cell, device) == "bf16-mixed"
-    autocast = torch.autocast("cuda", torch.bfloat16) if bf16 else contextlib.nullcontext()
+    precision = precision_for(cell, device)
+    scaler = torch.amp.GradScaler(device, enabled=precision == "16-mixed")  # as Lightning's 16-mixed scales
     batches = _endless(train.batches)
     samples, data_s, start, first_loss = 0, 0.0, None, None
     for i in range(warmup + steps):
@@ -66,14 +67,16 @@ def raw_throughput(cell: Cell, steps: int, warmup: int, backbone=None, compile: 
         if i >= warmup:
             data_s += time.perf_counter() - t0
             samples += len(x)
-        with autocast:
+        with autocast(precision, device):
             loss = hand_loss(step_fn(x), y, task.output_kind)
         first_loss = loss.detach() if first_loss is None else first_loss
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
         if cell.train.grad_clip:
+            scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(params, cell.train.grad_clip)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
     _sync(device)
     seconds = time.perf_counter() - start if start is not None else float("nan")
     return {"samples_per_s": samples / seconds, "data_share": data_s / seconds, "first_loss": float(first_loss)}
