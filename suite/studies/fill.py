@@ -130,9 +130,15 @@ def alone(cell, device: str, steps: int, warmup: int = 3, stepped: bool = False,
                _timed(j.step, steps, warmup, device, barrier))
 
 
-def _alone_to(queue, barrier, cell, device, steps):
+def _alone_to(queue, barrier, cell, device, steps, threads):
+    from suite.errors import one_line
+
     init_torch()
-    queue.put(alone(cell, device, steps, barrier=barrier))
+    torch.set_num_threads(threads)  # the cores split between the processes, as packed jobs split them
+    try:
+        queue.put(alone(cell, device, steps, barrier=barrier))
+    except Exception as exc:  # noqa: BLE001 (the parent reports it in one line)
+        queue.put({"error": one_line(exc)})
 
 
 def processes(cell, device: str, k: int, steps: int) -> dict:
@@ -143,21 +149,24 @@ def processes(cell, device: str, k: int, steps: int) -> dict:
 
     ctx = multiprocessing.get_context("spawn")
     queue, barrier = ctx.Queue(), ctx.Barrier(k)
-    procs = [ctx.Process(target=_alone_to, args=(queue, barrier, dataclasses.replace(cell, seed=i), device, steps))
-             for i in range(k)]
+    threads = max(1, torch.get_num_threads() // k)
+    procs = [ctx.Process(target=_alone_to, args=(queue, barrier, dataclasses.replace(cell, seed=i), device, steps,
+                                                 threads)) for i in range(k)]
     started = time.perf_counter()
     for p in procs:
         p.start()
     results = []
-    while len(results) < k:  # a child that dies (out of memory, a CUDA error) fails the row, never hangs it
+    while len(results) < k:  # a child that fails or dies (out of memory, a CUDA error) fails the row, never hangs it
         try:
             results.append(queue.get(timeout=5))
+            failure = results[-1].get("error")
         except Empty:
-            if any(p.exitcode not in (None, 0) for p in procs):
-                for p in procs:
-                    p.kill()
-                raise RuntimeError(f"{k} processes: a worker exited with "
-                                   f"{[p.exitcode for p in procs if p.exitcode]}") from None
+            codes = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            failure = f"a worker exited with {codes}" if codes else None
+        if failure:
+            for p in procs:
+                p.kill()
+            raise RuntimeError(f"{k} processes: {failure}")
     for p in procs:
         p.join()
     return {"cell": cell.label, "way": f"{k} processes", "models": k,
@@ -172,10 +181,15 @@ def streams(cell, device: str, k: int, steps: int, warmup: int = 3) -> dict:
     lanes = [torch.cuda.Stream() if device == "cuda" else None for _ in jobs]
     _sync(device)  # the batches, made on the default stream, are ready before another stream reads them
 
+    errors = []
+
     def lane(j, stream, first, n):
-        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
-            for i in range(first, first + n):
-                j.step(i)
+        try:
+            with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+                for i in range(first, first + n):
+                    j.step(i)
+        except Exception as exc:  # noqa: BLE001 (raised again in the calling thread)
+            errors.append(exc)
 
     def together(first, n):
         threads = [threading.Thread(target=lane, args=(j, s, first, n)) for j, s in zip(jobs, lanes, strict=True)]
@@ -183,6 +197,8 @@ def streams(cell, device: str, k: int, steps: int, warmup: int = 3) -> dict:
             t.start()
         for t in threads:
             t.join()
+        if errors:
+            raise errors[0]
 
     together(0, warmup)
     _sync(device)

@@ -190,8 +190,8 @@ def run(device: str, out: Path, quick: bool, only: tuple[str, ...] = SECTIONS) -
         rows = gpu_rows.precision_rows(cells, device, steps)
         for r in rows:
             say(f"  {r['model']} {r['precision']}{' (auto)' if r['auto'] else ''}: kernel {r['kernel']} · input "
-                f"{r['input']} · weight {r['weight']} · output {r['output']} · "
-                + " · ".join(f"{v:.0f} samples/s" for v in r["samples_per_s"].values())
+                f"{r['input']} · weight {r['weight']} · output {r['output']}"
+                + "".join(f" · {v:.0f} samples/s" for v in r["samples_per_s"].values())
                 + (f" · training fails: {r['error']}" if r["error"] else "")
                 + (" · fastest that computes as claimed" if r.get("fastest") else "")
                 + ("" if r["computes_as_claimed"] else f" · computes {r['computes']}, not what it says"))
@@ -218,7 +218,7 @@ def run(device: str, out: Path, quick: bool, only: tuple[str, ...] = SECTIONS) -
     def graph():
         cell = on_device(cells_of(FULL, {"task.seq_len": 50 if quick else 784}, models=["rnn"], tasks=["adding"])[0],
                          device)
-        rows = fill.graphed(cell, device, steps if device == "cuda" else 3)
+        rows = fill.graphed(cell, device, max(2, steps // 4))
         for r in rows:
             say(f"  {r['cell']} · {r['way']}: {r['samples_per_s']:.0f} samples/s, {r['wall_s']:.2f} s")
         if device != "cuda":

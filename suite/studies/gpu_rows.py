@@ -75,7 +75,7 @@ def fill_rows(short, long, device: str, k: int, seeds: int, steps: int) -> list[
     from suite.errors import one_line
     from suite.studies import fill
 
-    rows = []
+    rows, few = [], max(2, steps // 4)  # a stepped recurrence launches T times the kernels: fewer steps do
     for cell in (short, long):
         lstm, lru, rnn = (like(cell, model, device) for model in ("lstm", "lru", "rnn"))
         groups = [(lstm, partial(fill.alone, lstm, device, steps), [
@@ -84,8 +84,8 @@ def fill_rows(short, long, device: str, k: int, seeds: int, steps: int) -> list[
                       (f"{seeds} seeds block-diagonal", partial(fill.block_diagonal, lstm, device, seeds, steps))]),
                   (lru, partial(fill.alone, lru, device, steps), [
                       (f"{seeds} seeds vmapped", partial(fill.vmapped, lru, device, seeds, steps))]),
-                  (rnn, partial(fill.alone, rnn, device, steps, stepped=True), [
-                      (f"{seeds} seeds vmapped (stepped)", partial(fill.vmapped, rnn, device, seeds, steps,
+                  (rnn, partial(fill.alone, rnn, device, few, stepped=True), [
+                      (f"{seeds} seeds vmapped (stepped)", partial(fill.vmapped, rnn, device, seeds, few,
                                                                    stepped=True))])]
         for of, alone_of, ways in groups:
             alone = alone_of()
