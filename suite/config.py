@@ -22,7 +22,7 @@ from tasks import TASKS
 
 UNHASHED = ("checkpoint_minutes", "system_metrics")  # train settings that do not change a run's result
 BATCHES_PER_EPOCH = 100  # a generated task's epoch when train.steps_per_epoch is unset
-_TASKS: dict[tuple[type, str], object] = {}  # Cell._task's instances, by task and settings
+_TASKS: dict[tuple[type, str], object] = {}  # Cell.shared_task's instances, by task and settings
 
 
 @dataclass(config=STRICT)
@@ -97,21 +97,19 @@ class Cell:
         return TASKS[self.task](self.task_cfg)
 
     @functools.cached_property
-    def _task(self):
+    def shared_task(self):
         """The task, for reading its shapes and lengths: one instance for every cell of the same task settings
         (some build tables: the permutation task's group is 45 ms, 840 times over in the full profile)."""
         key = (TASKS[self.task], json.dumps(dataclasses.asdict(self.task_cfg), sort_keys=True))
-        if key not in _TASKS:
-            _TASKS[key] = self.make_task()
-        return _TASKS[key]
+        return _TASKS[key] if key in _TASKS else _TASKS.setdefault(key, self.make_task())
 
     @property
     def seq_len(self) -> int:
-        return self._task.seq_len
+        return self.shared_task.seq_len
 
     @property
     def variant(self) -> str:
-        return self._task.variant()
+        return self.shared_task.variant()
 
     def resolved(self) -> dict:
         """The whole configuration of this run, as logged and hashed."""
@@ -151,7 +149,7 @@ class Cell:
     @property
     def planned_steps(self) -> int:
         """Optimizer steps the cell's training takes (an epoch of a dataset task: its examples over the batch)."""
-        tc, examples = self.train, self._task.train_examples()
+        tc, examples = self.train, self.shared_task.train_examples()
         if examples is None:
             return tc.epochs * tc.batches_per_epoch
         return tc.epochs * min(math.ceil(examples / tc.batch_size), tc.steps_per_epoch or math.inf)
@@ -161,7 +159,7 @@ class Cell:
         """The cell's relative work: examples trained on plus those evaluated (at ~1/3 the price), times input
         steps; what the ETA and the packing's order weigh cells by."""
         evaluated = self.train.n_val * self.train.epochs + self.train.n_test
-        return (self.planned_steps * self.train.batch_size + evaluated / 3) * self._task.input_steps
+        return (self.planned_steps * self.train.batch_size + evaluated / 3) * self.shared_task.input_steps
 
     @property
     def model_label(self) -> str:
@@ -205,14 +203,20 @@ class Cell:
         """What only the whole cell can tell, found before any run exists: a CUDA device asked for and not there,
         other test lengths for a task without one, a param_budget the model cannot meet, a size no memory here
         holds (suite/memory.py)."""
-        if self.train.device == "cuda" and not _cuda():
-            raise UserError(f"{source}: train.device: cuda asked for but no CUDA device is visible; use auto or cpu")
+        device = device_of(self.train.device, source)
         if self.train.eval_seq_lens and not TASKS[self.task].has_length():
             raise UserError(f"{source}: train.eval_seq_lens: {self.task} has a fixed length; use it with a task that "
                             "has a seq_len")
-        cfg = sized(self.model, self.model_cfg, self._task.input_size, self._task.n_outputs)  # budget solved
-        cuda = self.train.device == "cuda" or (self.train.device == "auto" and _cuda())  # train.device_for's rule
-        check_memory(self, self._task, cfg, "cuda" if cuda else "cpu", source)  # (which imports Lightning)
+        cfg = sized(self.model, self.model_cfg, (task := self.shared_task).input_size, task.n_outputs)  # solved
+        check_memory(self, task, cfg, device, source)  # (which imports Lightning)
+
+
+def device_of(device: str, source: str | None = None) -> str:
+    """train.device as trained on: auto is cuda when a CUDA device is visible, else cpu; cuda without one refused."""
+    if device == "cuda" and not _cuda():
+        raise UserError(f"{source + ': ' if source else ''}train.device: cuda asked for but no CUDA device is "
+                        "visible; use auto or cpu")
+    return "cuda" if device == "cuda" or (device == "auto" and _cuda()) else "cpu"
 
 
 @functools.lru_cache(maxsize=None)

@@ -89,7 +89,7 @@ def step_key(cell: Cell) -> StepKey:
     precision, optimizer and clipping, and the batch's shapes: input width, outputs and output kind (a head
     at every step or at the last). Not the task: tasks of the same shapes cost the same per step; not the
     seed, the learning rate or the epochs. The one place that decides which settings share a calibration."""
-    task, train = cell._task, cell.train
+    task, train = cell.shared_task, cell.train
     settings = {k: v for k, v in dataclasses.asdict(cell.model_cfg).items() if k != "init"}
     return StepKey((cell.model, json.dumps(settings, sort_keys=True), train.batch_size, train.device,
                     train.precision, train.optimizer, train.grad_clip is not None),
@@ -109,7 +109,7 @@ class Line:
 
     def seconds(self, cell: Cell) -> float:
         """The cell's training steps and evaluated sequences (as Cell.cost counts them), at its input length."""
-        T, train = cell._task.input_steps, cell.train
+        T, train = cell.shared_task.input_steps, cell.train
         evaluated = train.epochs * train.n_val + train.n_test * (1 + len(train.eval_seq_lens))
         return cell.planned_steps * _through(self.lengths, self.step, T) + \
             evaluated * _through(self.lengths, self.seq, T)
@@ -139,7 +139,7 @@ def time_line(cell: Cell, threads: int, longest: int) -> Line:
     from suite.train import device_for, precision_for
 
     torch.set_num_threads(threads)
-    task, device, size = cell._task, device_for(cell), cell.train.batch_size
+    task, device, size = cell.shared_task, device_for(cell), cell.train.batch_size
     module = SeqModule(cell.model, sized(cell.model, cell.model_cfg, task.input_size, task.n_outputs), task,
                        cell.train).to(device)
     opt = module.configure_optimizers()
@@ -218,8 +218,8 @@ def calibrate(cells: list[Cell], threads: int, say=print) -> dict[tuple, Price]:
         if i > len(first) and spent > budget_s:
             say(f"  budget spent: {len(order) - len(lines)} keys take their model's line")
             break
-        longest = max(keys[key], key=lambda c: (c._task.input_steps, c.cost))
-        lines[key] = time_line(longest, threads, longest._task.input_steps)
+        longest = max(keys[key], key=lambda c: (c.shared_task.input_steps, c.cost))
+        lines[key] = time_line(longest, threads, longest.shared_task.input_steps)
         spent = time.perf_counter() - started
         each = spent / i
         left = max(each * (len(first) - i), min(budget_s, each * len(order)) - spent, 0.0)
@@ -231,7 +231,7 @@ def calibrate(cells: list[Cell], threads: int, say=print) -> dict[tuple, Price]:
     for key, group in keys.items():
         line = lines.get(key) or model_line[key.model]
         for cell in group:
-            T = cell._task.input_steps
+            T = cell.shared_task.input_steps
             how = "extrapolated" if key not in lines or T not in line.lengths else \
                 "timed" if cell is line.cell else "shared"
             prices[cell.setting_key] = Price(line.seconds(cell), how, line)

@@ -13,8 +13,7 @@ import resource
 import warnings
 
 from suite.callbacks import SolveWatch, TrainSpeed
-from suite.config import Cell
-from suite.errors import UserError
+from suite.config import Cell, device_of
 from tasks.base import checksum
 
 
@@ -40,13 +39,7 @@ def init_torch():
 
 
 def device_for(cell: Cell) -> str:
-    import torch
-
-    if cell.train.device == "cuda" and not torch.cuda.is_available():
-        raise UserError("train.device: cuda asked for but no CUDA device is visible; use auto or cpu")
-    if cell.train.device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return cell.train.device
+    return device_of(cell.train.device)
 
 
 def precision_for(cell: Cell, device: str) -> str:

@@ -1,18 +1,13 @@
 """The ways to fill one GPU with tiny models, side by side (the GPU check's `fill` and `graph` sections).
 
 A training step of a 12k-70k-parameter recurrent model is a chain of tiny kernels bound by launch latency, so how
-cells share a GPU decides what the full profile costs. Each way trains the same cell's network with the same
-plain loop (forward, loss, backward, clip, Adam step) over a few batches made beforehand, so only the sharing
-differs:
-- alone: one network in one process;
-- processes: K processes at once (what `--jobs-per-gpu K` does; without MPS the GPU time-slices between them);
-- streams: K networks in one process, each stepped by its own thread on its own CUDA stream;
-- vmap: S seeds of one setting as one computation (torch.func.stack_module_state + vmap), for models written
-  from tensor operations (no batching rule exists for nn.LSTM/nn.GRU: pytorch#105982, #134606);
-- block-diagonal: S seeds of a fused LSTM laid block-diagonally in one LSTM S times wider (block_lstm.py), their
-  cross-seed weights held at zero by masking their gradients;
-- and a CUDA graph of one training step of a stepped recurrence replayed, against the same step eager.
-Every figure is aggregate samples/s (all networks together) and the wall time of the timed steps.
+cells share a GPU decides what the full profile costs. Every way trains the cell's network with the same plain
+loop (forward, loss, backward, clip, Adam step, in the cell's precision) over a few batches made beforehand, so
+only the sharing differs: alone; K processes (what `--jobs-per-gpu K` does); K networks on K CUDA streams in one
+process; S seeds vmapped (torch.func: for models written from tensor operations; nn.LSTM/nn.GRU have no batching
+rule, pytorch#105982, #134606); S seeds of a fused LSTM block-diagonal in one LSTM S times wider (block_lstm.py);
+and a CUDA graph of a stepped recurrence's training step against eager. Figures: aggregate samples/s (all networks
+together) and the wall time of the timed steps.
 """
 from __future__ import annotations
 
@@ -104,8 +99,7 @@ def _stacked(jobs: list[Job]) -> tuple[list, list]:
 
 
 def _timed(run, steps: int, warmup: int, device: str, barrier=None) -> float:
-    """Seconds for `steps` calls of run(i) after `warmup` untimed ones (and, with a barrier, once every process
-    waiting there is warm too)."""
+    """Seconds for `steps` calls of run(i) after `warmup` untimed ones (and after every process at `barrier`)."""
     for i in range(warmup):
         run(i)
     _sync(device)
@@ -175,8 +169,7 @@ def processes(cell, device: str, k: int, steps: int) -> dict:
 
 
 def streams(cell, device: str, k: int, steps: int, warmup: int = 3) -> dict:
-    """K networks in one process, each stepped by its own thread on its own CUDA stream (threads alone on the
-    CPU)."""
+    """K networks in one process, each stepped by its own thread on its own CUDA stream (on the CPU: threads)."""
     jobs = [job(dataclasses.replace(cell, seed=i), device) for i in range(k)]
     lanes = [torch.cuda.Stream() if device == "cuda" else None for _ in jobs]
     _sync(device)  # the batches, made on the default stream, are ready before another stream reads them
