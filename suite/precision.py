@@ -57,7 +57,9 @@ def kernel_dtypes(rnn: nn.RNNBase, precision: str, device: str, steps: int = 4) 
     """One forward of `rnn` on a small batch under `precision`: the kernel op that ran (None when the backend
     composes the recurrence from smaller ops, as the CPU does for GRU and RNN), the dtypes of its input, weight and
     output, and `computes`: the kernel's input dtype (the module's output dtype where no kernel op ran)."""
-    x = torch.randn(2, steps, rnn.input_size, device=device)
+    rnn.to(device)  # Lightning leaves a fitted module on the CPU
+    with torch.random.fork_rng(devices=_generators(device)):  # a probe draws no run's random numbers
+        x = torch.randn(2, steps, rnn.input_size, device=device)
     with torch.no_grad(), autocast(precision, device), _KernelOps() as ops:
         y = rnn(x)[0]
     if ops.calls:
@@ -72,8 +74,13 @@ PROBES = {"LSTM": nn.LSTM, "GRU": nn.GRU, "RNN_TANH": nn.RNN,
 @functools.cache
 def fused_takes_bf16(mode: str, device: str) -> bool:
     """Whether a fused RNN of this kernel (nn.RNNBase.mode) computes in bfloat16 under bf16 autocast here."""
-    probe = PROBES[mode](8, 8, batch_first=True).to(device)
-    return kernel_dtypes(probe, "bf16-mixed", device)["computes"] == "bfloat16"
+    with torch.random.fork_rng(devices=_generators(device)):  # probed between a cell's seeding and its init
+        probe = PROBES[mode](8, 8, batch_first=True).to(device)
+        return kernel_dtypes(probe, "bf16-mixed", device)["computes"] == "bfloat16"
+
+
+def _generators(device: str) -> list:
+    return [torch.cuda.current_device()] if device == "cuda" else []
 
 
 @functools.cache

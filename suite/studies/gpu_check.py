@@ -61,8 +61,10 @@ def smoke_ok(row: dict, device: str) -> bool:
     silent fallback to slower kernels)."""
     from suite.precision import DTYPES
 
+    if not row["finite"]:  # a cell that failed or diverged
+        return False
     claimed = DTYPES[row["precision"]]
-    return (row["finite"] and row["linear"] == [claimed] and all(k["computes"] == claimed for k in row["kernels"])
+    return (row["linear"] == [claimed] and all(k["computes"] == claimed for k in row["kernels"])
             and (device != "cuda" or all(k["kernel"] == "_cudnn_rnn" for k in row["kernels"])))
 
 
@@ -177,7 +179,13 @@ def run(device: str, out: Path, quick: bool, only: tuple[str, ...] = SECTIONS) -
 
     def smoke():
         narrow = {"models": ["rnn", "lstm"], "tasks": ["adding", "copy"]} if quick else {}
-        rows = [smoke_row(on_device(c, device)) for c in cells_of(SMOKE, **narrow)]
+        rows = []
+        for cell in cells_of(SMOKE, **narrow):
+            try:
+                rows.append(smoke_row(on_device(cell, device)))
+            except Exception as exc:  # noqa: BLE001 (a cell that fails is a failed row; the others still run)
+                rows.append({"cell": cell.label, "precision": "", "computes": f"fails: {one_line(exc)}", "linear": [],
+                             "kernels": [], "finite": False, "samples_per_s": 0.0, "test_loss": None})
         for r in rows:
             r["ok"] = smoke_ok(r, device)
             say(f"  {r['cell']}: {'ok' if r['ok'] else 'FAILED'} · {r['precision']} · {r['computes']} · "

@@ -52,7 +52,7 @@ def precision_rows(cells: list, device: str, steps: int) -> list[dict]:
                          "error": error})
     for model in dict.fromkeys(r["model"] for r in rows):  # the fastest precision that computes what it says
         honest = [r for r in rows if r["model"] == model and r["computes_as_claimed"] and r["samples_per_s"]]
-        best = max(honest, key=lambda r: _geomean(r["samples_per_s"].values()))
+        best = max(honest, key=lambda r: _geomean(r["samples_per_s"].values()), default=None)
         for r in honest:
             r["fastest"] = r is best
     return rows
@@ -88,14 +88,16 @@ def fill_rows(short, long, device: str, k: int, seeds: int, steps: int) -> list[
                       (f"{seeds} seeds vmapped (stepped)", partial(fill.vmapped, rnn, device, seeds, few,
                                                                    stepped=True))])]
         for of, alone_of, ways in groups:
-            alone = alone_of()
-            rows.append({**alone, "length": cell.seq_len, "gain": 1.0})
-            for way, measure in ways:
+            alone = None
+            for way, measure in [("alone", alone_of), *ways]:
                 try:
                     r = measure()
                 except Exception as exc:  # noqa: BLE001 (one way's failure is a finding, not the check's end)
                     rows.append({"cell": of.label, "way": way, "length": cell.seq_len, "error": one_line(exc)})
+                    if alone is None:
+                        break  # no baseline: the group's other ways would have nothing to be against
                     continue
+                alone = alone or r
                 rows.append({**r, "length": cell.seq_len, "gain": r["samples_per_s"] / alone["samples_per_s"]})
     return rows
 
