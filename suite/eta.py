@@ -18,7 +18,7 @@ import json
 import time
 from typing import Callable, NamedTuple
 
-from suite.config import Cell, sized
+from suite.config import Cell
 
 PROBE = 8  # the short length every timed key runs first (at most a quarter of its longest): the fixed cost of a step
 STEP_S = 0.4  # a timed step lasts at most about this long: a longer setting is timed at the length this allows
@@ -134,14 +134,12 @@ def time_line(cell: Cell, threads: int, longest: int) -> Line:
     numbers (denormals are flushed); no task data built (MNIST, evaluation sets)."""
     import torch
 
-    from suite.module import SeqModule
     from suite.precision import autocast
-    from suite.train import device_for, precision_for
+    from suite.train import device_for, module_of, precision_for
 
     torch.set_num_threads(threads)
     task, device, size = cell.shared_task, device_for(cell), cell.train.batch_size
-    module = SeqModule(cell.model, sized(cell.model, cell.model_cfg, task.input_size, task.n_outputs), task,
-                       cell.train).to(device)
+    module = module_of(cell, task).to(device)
     opt = module.configure_optimizers()
     module.optimizers = lambda use_pl_optimizer=False: opt
     precision = precision_for(cell, device)

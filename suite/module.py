@@ -8,6 +8,7 @@ import torch
 
 from suite.compat import FastHookNames
 from suite.models import ModelConfig, Network
+from suite.precision import UNSCALED
 
 
 class SeqModule(FastHookNames, pl.LightningModule):
@@ -64,22 +65,16 @@ class SeqModule(FastHookNames, pl.LightningModule):
     def training_step(self, batches, batch_idx):
         opt, clip = self.optimizers(use_pl_optimizer=False), self.train_cfg.grad_clip
         plugin = getattr(self._trainer, "precision_plugin", None)  # no Trainer when eta.py times a step
-        scaler = getattr(plugin, "scaler", None)  # a GradScaler under 16-mixed only
+        scaler = getattr(plugin, "scaler", None) or UNSCALED  # the plugin has a GradScaler under 16-mixed only
         for batch in batches:
             loss, _ = self.model_step(batch, metric=False)  # only the train loss is reported
             opt.zero_grad(set_to_none=True)
-            if scaler is None:
-                loss.backward()
-                if clip:
-                    torch.nn.utils.clip_grad_norm_(self.parameters(), clip)
-                opt.step()
-            else:
-                scaler.scale(loss).backward()
-                if clip:
-                    scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(self.parameters(), clip)
-                scaler.step(opt)
-                scaler.update()
+            scaler.scale(loss).backward()
+            if clip:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(self.parameters(), clip)
+            scaler.step(opt)
+            scaler.update()
             self._accumulate("train", loss, None, len(batch[0]))
         self.steps_done += len(batches)
 

@@ -21,6 +21,7 @@ KERNELS = ("_cudnn_rnn", "mkldnn_rnn_layer", "miopen_rnn")  # a fused RNN's one 
 # allows them by default). Not yet measured on a GPU: `make gpu-check` times it against 16-mixed and bf16-mixed
 # for each fused family and says which was fastest; change it here when a GPU says otherwise.
 FUSED_WITHOUT_BF16 = "32-true"
+UNSCALED = torch.amp.GradScaler("cpu", enabled=False)  # does nothing: one step's code with and without 16-mixed
 
 
 def autocast(precision: str, device: str, **options):

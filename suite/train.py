@@ -59,8 +59,6 @@ def assemble(cell: Cell, device: str):
     import lightning.pytorch as pl
 
     from suite.data import Batches, Groups, Stream
-    from suite.models import resolve
-    from suite.module import SeqModule
     from tasks.base import SyntheticTask
 
     task = cell.make_task()
@@ -73,9 +71,15 @@ def assemble(cell: Cell, device: str):
         train = Batches(*splits["train"], tc.batch_size, shuffle_seed=cell.seed, limit=tc.steps_per_epoch)
     train = Groups(train, tc.steps_per_call)
     val, test = (Batches(*splits[s], tc.eval_batch_size) for s in ("val", "test"))
-    model_cfg = resolve(cell.model, cell.model_cfg, task.input_size, task.n_outputs)
-    module = SeqModule(cell.model, model_cfg, task, tc)
-    return task, train, val, test, module
+    return task, train, val, test, module_of(cell, task)
+
+
+def module_of(cell: Cell, task):
+    """The cell's SeqModule for `task`, its hidden size solved for model.param_budget."""
+    from suite.config import sized
+    from suite.module import SeqModule
+
+    return SeqModule(cell.model, sized(cell.model, cell.model_cfg, task.input_size, task.n_outputs), task, cell.train)
 
 
 def trainer_for(cell: Cell, device: str, callbacks: list, progress: bool, **overrides):

@@ -21,9 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from suite.data import Stream
+from suite.errors import one_line
 from suite.precision import autocast
 from suite.studies.speed import hand_loss
-from suite.train import assemble, init_torch, precision_for
+from suite.train import init_torch, module_of, precision_for
 
 
 def _sync(device: str):
@@ -80,13 +82,14 @@ class SteppedTanh(nn.Module):
 
 
 def job(cell, device: str, n_batches: int = 4, stepped: bool = False) -> Job:
-    """The cell's network (its seed's init), its optimizer and its first batches; `stepped` (an `rnn` cell):
-    its recurrence stepped in Python (SteppedTanh), same weights."""
-    task, train, _, _, module = assemble(cell, device)
-    net = module.net.to(device)
+    """A synthetic cell's network, optimizer and first training batches (no evaluation sets built); `stepped`
+    (an `rnn` cell): its recurrence stepped in Python (SteppedTanh), same weights."""
+    task = cell.make_task()
+    torch.manual_seed(cell.seed)
+    net = module_of(cell, task).net.to(device)
     if stepped:
         net.backbone = SteppedTanh(net.backbone.rnn).to(device)
-    batches = [b for b, _ in zip(train.batches, range(n_batches), strict=False)]
+    batches = list(Stream(task, cell.train.batch_size, n_batches, cell.seed, device))
     return Job(net, torch.optim.Adam(net.parameters(), lr=cell.train.lr), batches, task.output_kind,
                cell.train.grad_clip, precision_for(cell, device), device)
 
@@ -125,8 +128,6 @@ def alone(cell, device: str, steps: int, warmup: int = 3, stepped: bool = False,
 
 
 def _alone_to(queue, barrier, cell, device, steps, threads):
-    from suite.errors import one_line
-
     init_torch()
     torch.set_num_threads(threads)  # the cores split between the processes, as packed jobs split them
     try:
@@ -262,9 +263,8 @@ def block_diagonal(cell, device: str, s: int, steps: int, warmup: int = 3) -> di
 
 
 def graphed(cell, device: str, steps: int, warmup: int = 3) -> list[dict]:
-    """One training step of the cell's recurrence stepped in Python, eager, then captured once as a CUDA graph
-    and replayed (static batch tensors refilled each step; Adam capturable). On the CPU only the eager row.
-    Under 16-mixed the graph would need the loss scaler outside it: it is captured only for the other precisions."""
+    """A training step of the cell's recurrence stepped in Python, eager, then captured as a CUDA graph and replayed
+    (static batches refilled, Adam capturable); only eager on the CPU or under 16-mixed (its scaler syncs)."""
     j = job(cell, device, stepped=True)
     rows = [row(cell, "stepped, eager", 1, steps * cell.train.batch_size, _timed(j.step, steps, warmup, device))]
     if device != "cuda" or j.precision == "16-mixed":

@@ -16,8 +16,8 @@ on a bare GPU machine with the few missing wheels carried along (`make gpu-wheel
   K CUDA streams, S seeds vmapped (the LRU; a stepped RNN), S seeds block-diagonal in one fused LSTM;
 - graph: a CUDA graph of one training step of a stepped RNN (T=784) replayed, against eager;
 - checksums: the synthetic evaluation sets' checksums on the device against the CPU's;
-- estimate: the whole full profile on this device from timing each setting briefly, one cell at a time, packed
-  K to a GPU, and under each way of the fill section.
+- estimate: the whole full profile on this device from timing each setting briefly, one cell at a time and
+  under each way of the fill section.
 """
 from __future__ import annotations
 
@@ -150,8 +150,8 @@ def run(device: str, out: Path, quick: bool, only: tuple[str, ...] = SECTIONS) -
     summary, seconds, failed = {"environment": env}, {}, {}
     say(f"gpu_check on {device}: {env}")
     k, seeds, steps = (PER_GPU, 3, 100) if device == "cuda" else (2, 3, 4 if quick else 30)
-    short, long = (on_device(cells_of(FULL, {"task.seq_len": t}, models=["lstm"], tasks=[task])[0], device)
-                   for t, task in ((20 if quick else 200, "adding"), (50 if quick else 1000, "copy")))
+    short = gpu_rows.full_cell("lstm", "adding", 20 if quick else 200, device)
+    long = gpu_rows.full_cell("lstm", "copy", 50 if quick else 1000, device)
 
     def section(name, work):
         """Run one section; a section that fails is one line in the summary, and the others still run. The
@@ -224,8 +224,7 @@ def run(device: str, out: Path, quick: bool, only: tuple[str, ...] = SECTIONS) -
         return rows
 
     def graph():
-        cell = on_device(cells_of(FULL, {"task.seq_len": 50 if quick else 784}, models=["rnn"], tasks=["adding"])[0],
-                         device)
+        cell = gpu_rows.full_cell("rnn", "adding", 50 if quick else 784, device)
         rows = fill.graphed(cell, device, max(2, steps // 4))
         for r in rows:
             say(f"  {r['cell']} · {r['way']}: {r['samples_per_s']:.0f} samples/s, {r['wall_s']:.2f} s")

@@ -63,9 +63,14 @@ def _geomean(values) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
+def full_cell(model: str, task: str, seq_len: int, device: str):
+    """The full profile's first cell of `model` on `task` at `seq_len`, on the device."""
+    return on_device(cells_of(FULL, {"task.seq_len": seq_len}, models=[model], tasks=[task])[0], device)
+
+
 def like(cell, model: str, device: str):
     """The full profile's cell of `model` at this cell's task and length, on the device."""
-    return on_device(cells_of(FULL, {"task.seq_len": cell.seq_len}, models=[model], tasks=[cell.task])[0], device)
+    return full_cell(model, cell.task, cell.seq_len, device)
 
 
 def fill_rows(short, long, device: str, k: int, seeds: int, steps: int) -> list[dict]:
