@@ -120,6 +120,37 @@ class SolveWatch(pl.Callback):
         return {"steps_to_solve": self.steps_to_solve, "time_to_solve_s": self.time_to_solve_s}
 
 
+class TestAt(pl.Callback):
+    """The test set's loss and metric after some epochs (the epoch nearest each share of `test_at`): what a run
+    with that share of the budget would have scored, with no extra training. `values`: share -> {"loss", metric}.
+    A share whose epoch is the last, or that a run stopped early (solved) never reached, has no value: its final
+    test stands for it."""
+
+    def __init__(self, test_batches, shares: list[float], epochs: int):
+        self.batches, self.values = test_batches, {}
+        self.at = {s: min(epochs, max(1, round(s * epochs))) for s in shares}
+        self.at = {s: e for s, e in self.at.items() if e < epochs}
+
+    def state_dict(self):
+        return {"values": {str(k): v for k, v in self.values.items()}, "at": {str(k): e for k, e in self.at.items()}}
+
+    def load_state_dict(self, state):  # a value taken at another epoch (another run's checkpoint) is not ours
+        at = {float(k): e for k, e in state.get("at", {}).items()}
+        self.values = {float(k): v for k, v in state["values"].items() if at.get(float(k)) == self.at.get(float(k))}
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        done = trainer.current_epoch + 1
+        for share, epoch in self.at.items():
+            if epoch == done and share not in self.values:
+                with trainer.precision_plugin.test_step_context():
+                    self.values[share] = pl_module.measure(self.batches)
+
+    def metrics(self, metric: str) -> dict[str, float]:
+        """The values as run metrics: test_loss_at_0.25, test_acc_at_0.25, ..."""
+        return {f"test_{key}_at_{share:g}": value[key] for share, value in self.values.items()
+                for key in ("loss", metric) if key in value}
+
+
 class Checkpointer(pl.Callback):
     """Every `minutes` (checked at epoch ends), the Trainer's checkpoint goes to the run as checkpoint/last.ckpt.
 
@@ -127,8 +158,10 @@ class Checkpointer(pl.Callback):
     The run's tag `checkpoint_epoch` says which epoch the stored checkpoint closes.
     """
 
-    def __init__(self, client, run_id: str, minutes: float, generator):
-        self.client, self.run_id, self.every_s, self.generator = client, run_id, minutes * 60, generator
+    def __init__(self, client, run_id: str, minutes: float | None, generator):
+        """`minutes` None: never saves, only carries the stream's state in the checkpoints others save."""
+        self.client, self.run_id, self.generator = client, run_id, generator
+        self.every_s = minutes * 60 if minutes else float("inf")
         self.last = time.monotonic()
 
     def state_dict(self):

@@ -124,9 +124,15 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return i, n
 
 
-def shard(cells: list, spec: tuple[int, int] | None) -> list:
-    """Shard i of N: every N-th cell from the i-th, so heavy tasks spread over the shards."""
-    return cells if spec is None else cells[spec[0]::spec[1]]
+def shard(cells: list, spec: tuple[int, int] | None, together=None) -> list:
+    """Shard i of N: every N-th cell from the i-th, so heavy tasks spread over the shards; with `together` (a cell
+    -> key), every N-th group of cells of one key, so one shard runs a model's recipe search and its seeds."""
+    if spec is None:
+        return cells
+    if together is None:
+        return cells[spec[0]::spec[1]]
+    keys = list(dict.fromkeys(map(together, cells)))[spec[0]::spec[1]]
+    return [c for c in cells if together(c) in set(keys)]
 
 
 def claim(store, run_id: str, config_hash: str, fingerprint: str) -> str | None:

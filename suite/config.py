@@ -17,7 +17,7 @@ from pydantic.dataclasses import dataclass
 from suite.errors import UserError
 from suite.memory import check_memory
 from suite.models import MODELS, ModelConfig, resolve
-from suite.schema import STRICT, NonNegFloat, NonNegInt, PosFloat, PosInt
+from suite.schema import STRICT, NonNegFloat, NonNegInt, PosFloat, PosInt, Share
 from tasks import TASKS
 
 UNHASHED = ("checkpoint_minutes", "system_metrics")  # train settings that do not change a run's result
@@ -43,6 +43,8 @@ class TrainConfig:
     steps_per_call: PosInt = 8  # optimizer steps per Lightning training_step call (Keras' steps_per_execution)
     stop_when_solved: NonNegInt = 3  # stop after this many solved validations in a row (0: never stop early)
     eval_seq_lens: list[PosInt] = dataclasses.field(default_factory=list)  # also test at these lengths
+    test_at: list[Share] = dataclasses.field(default_factory=lambda: [0.25, 0.5])  # also test at these shares of
+    # the epochs (the epoch nearest each): what a smaller budget would have scored, at no extra training
     max_minutes: PosFloat | None = None  # wall-clock budget per run (None: epochs decide)
     gradflow: bool = False  # record ‖∂L/∂h_t‖ per step at initialisation and after training
     checkpoint_minutes: PosFloat | None = 10.0  # save a resumable checkpoint to the run this often (None: never)
@@ -60,7 +62,7 @@ class TuneConfig:
     pruner: Literal["median", "hyperband", "none"] = "median"  # fed val_loss after every epoch
     startup_trials: NonNegInt = 3  # median pruner: trials that always run to the end first
     warmup_epochs: NonNegInt = 1  # median pruner: epochs before a trial may be pruned
-    sampler_seed: int = 0  # TPE sampler seed (worker i uses seed + i)
+    sampler_seed: int = 0  # TPE's seed: trial n of a study samples with a seed from it, the study and n
 
 
 @dataclass(config=STRICT)
@@ -92,6 +94,7 @@ class Cell:
     model_cfg: ModelConfig  # the model's own Config
     task_cfg: object
     train: TrainConfig
+    recipe: str = ""  # the recipe search that chose its train.*/model.* values (suite/recipe.py); "": pinned
 
     def make_task(self):
         return TASKS[self.task](self.task_cfg)
@@ -113,9 +116,10 @@ class Cell:
 
     def resolved(self) -> dict:
         """The whole configuration of this run, as logged and hashed."""
+        recipe = {"recipe": self.recipe} if self.recipe else {}
         return {"model": {"name": self.model, **dataclasses.asdict(self.model_cfg)},
                 "task": {"name": self.task, **dataclasses.asdict(self.task_cfg)},
-                "train": dataclasses.asdict(self.train), "seed": self.seed}
+                "train": dataclasses.asdict(self.train), "seed": self.seed, **recipe}
 
     @functools.cached_property
     def config_hash(self) -> str:
@@ -142,8 +146,9 @@ class Cell:
     def tags(self) -> dict[str, str]:
         """What names the cell on its run, as the scores and the report read it back."""
         variant = {"variant": self.variant} if self.variant else {}
+        recipe = {"recipe": "searched", "recipe_search": self.recipe} if self.recipe else {"recipe": "pinned"}
         return {"model": self.model, "task": self.task, "seq_len": str(self.seq_len), **variant,
-                "init": getattr(self.model_cfg, "init", "torch"), "seed": str(self.seed),
+                "init": getattr(self.model_cfg, "init", "torch"), "seed": str(self.seed), **recipe,
                 "config_hash": self.config_hash, "code_fingerprint": self.code_fingerprint}
 
     @property
@@ -195,7 +200,7 @@ class Cell:
         cell = Cell(self.model, self.task, seed,
                     validated(MODELS[self.model].Config, sections["model"], "model", source),
                     validated(TASKS[self.task].Config, sections["task"], "task", source),
-                    validated(TrainConfig, sections["train"], "train", source))
+                    validated(TrainConfig, sections["train"], "train", source), self.recipe)
         cell.check(source)
         return cell
 
@@ -247,17 +252,7 @@ def cell_from_resolved(resolved: dict) -> Cell:
     model, task = dict(resolved["model"]), dict(resolved["task"])
     model_name, task_name = model.pop("name"), task.pop("name")
     return Cell(model_name, task_name, resolved["seed"], MODELS[model_name].Config(**model),
-                TASKS[task_name].Config(**task), TrainConfig(**resolved["train"]))
-
-
-def model_config(model: str, section: dict, where: str, source: str) -> ModelConfig:
-    """The model's own Config from the shared `model:` section: a key another model has is left to it."""
-    known = {f.name: None for m in MODELS.values() for f in dataclasses.fields(m.Config)}
-    for key in section:
-        if key not in known:
-            raise UserError(f"{source}: {where}.{key}: unknown key; allowed here: {', '.join(known)}")
-    mine = {f.name for f in dataclasses.fields(MODELS[model].Config)}
-    return validated(MODELS[model].Config, {k: v for k, v in section.items() if k in mine}, where, source)
+                TASKS[task_name].Config(**task), TrainConfig(**resolved["train"]), resolved.get("recipe", ""))
 
 
 def horizon_config(section: dict, source: str) -> HorizonConfig:

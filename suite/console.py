@@ -2,6 +2,8 @@
 as the report reads them, and fixed-width tables for the other commands."""
 from __future__ import annotations
 
+import dataclasses
+
 from suite.runs import Run
 from suite.scoring import boards
 
@@ -9,7 +11,8 @@ from suite.scoring import boards
 def outcome_runs(outcomes) -> list[Run]:
     """The matrix's outcomes as the runs they are (a skipped cell: its finished run), in the order they ran."""
     return [Run(o.run_id or "", "", "FAILED" if o.status == "FAILED" else "FINISHED", i, "", {**o.cell.tags, **o.tags},
-                {}, o.metrics) for i, o in enumerate(outcomes)]
+                {f"train.{k}": str(v) for k, v in dataclasses.asdict(o.cell.train).items()}, o.metrics)
+            for i, o in enumerate(outcomes)]
 
 
 def results_table(outcomes) -> str:
@@ -35,17 +38,39 @@ def results_table(outcomes) -> str:
     return "\n".join([aligned(header, rows, left={0, 2, 4, 11}), *notes])
 
 
-def overall_block(outcomes, banner: str = "") -> str:
+def overall_block(outcomes, banner: str = "", found=(), recipe=None) -> str:
     """The answer across the settings (suite/overall.py), as the report's index states it first, after the
-    profile's banner (what a reader must know before any number)."""
-    from suite.overall import HEADERS, headline, notes, overall, table_rows
+    profile's banner (what a reader must know before any number): how far it holds in one sentence
+    (suite/robustness.py), the table, the verdict at each budget and each model's learning-rate window (`found`:
+    what the recipe searches found; `recipe`: their settings)."""
+    from suite.overall import HEADERS, headline, notes, recipes, table_rows
+    from suite.recipe import WINDOW
+    from suite.robustness import SHARE_TEXT, budgets, robust_share, sentence, windows
 
-    o = overall(boards(outcome_runs(outcomes)), detail=False)
-    lines = ["", "Overall", *([f"** {banner} **"] if banner else []), headline(o)]
+    runs = outcome_runs(outcomes)
+    kind = next(iter(recipes(boards(runs))), None)
+    verdicts = budgets(runs, recipe=kind)
+    o = verdicts[-1].overall
+    lines = ["", "Overall", *([f"** {banner} **"] if banner else []), sentence(verdicts, kind, list(found)),
+             headline(o)]
     if o.contenders:
         rows = table_rows(o)
-        lines.append(aligned([HEADERS[k] for k in rows[0]], [list(r.values()) for r in rows], left={0, 4}))
-    return "\n".join(lines + notes(o))
+        lines.append(aligned([HEADERS[k] for k in rows[0]], [list(r.values()) for r in rows], left={0, 1, 5}))
+    lines += notes(o)
+    if o.contenders:
+        lines += ["", "The verdict at each share of the budget (each scored run tested after that share of its "
+                      "epochs):", aligned(["budget", "leads (and cannot be told from it)", "IQM of the first"], [
+                          [SHARE_TEXT[b.share], b.text, f"{b.overall.contenders[0].iqm:.3f}" if b.overall.contenders
+                           else "–"] for b in verdicts], left={0, 1})]
+    if found:
+        share = robust_share(list(found))
+        lines += ["", f"Learning-rate windows (recipe search on seed {recipe.seed}: the points within {WINDOW:g} of "
+                      "the best validation score, compared at the rung each reached):",
+                  aligned(["model", "setting", "chosen", "window", "width", "robust"], [
+                      [w["model"], w["setting"].label, w["chosen"], w["window"],
+                       "–" if w["width"] is None else f"×{w['width']:.3g}", f"{share[w['model']]:.2f}"]
+                      for w in windows(list(found))], left={0, 1, 2, 3})]
+    return "\n".join(lines)
 
 
 def aligned(header, rows, left: set[int]) -> str:

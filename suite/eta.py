@@ -29,12 +29,14 @@ class Clock:
     """Seconds per unit of cost, learnt from the cells trained so far (per model once one of its cells has
     finished, since models differ in price), applied to the work left and spread over the jobs."""
 
-    def __init__(self, jobs: int):
+    def __init__(self, jobs: int, work: Callable[[Cell], float] | None = None):
+        """`work`: a cell's units of cost (default Cell.cost; less for a cell that carries on from another run)."""
         self.jobs, self.seconds, self.units = jobs, {}, {}
+        self.work = work or (lambda cell: cell.cost)
 
     def record(self, cell: Cell, seconds: float):
         self.seconds[cell.model] = self.seconds.get(cell.model, 0.0) + seconds
-        self.units[cell.model] = self.units.get(cell.model, 0.0) + cell.cost
+        self.units[cell.model] = self.units.get(cell.model, 0.0) + self.work(cell)
 
     def rate(self, model: str) -> float | None:
         if model in self.units:
@@ -47,8 +49,8 @@ class Clock:
         if not self.units:
             return None
         now = time.perf_counter()
-        left = sum(c.cost * self.rate(c.model) for c in waiting)
-        left += sum(max(c.cost * self.rate(c.model) - (now - t), 0.0) for c, t in running.values())
+        left = sum(self.work(c) * self.rate(c.model) for c in waiting)
+        left += sum(max(self.work(c) * self.rate(c.model) - (now - t), 0.0) for c, t in running.values())
         return left / min(self.jobs, max(len(waiting) + len(running), 1))
 
 

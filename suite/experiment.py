@@ -9,6 +9,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from suite import recipe
 from suite.config import (
     Cell,
     HorizonConfig,
@@ -16,18 +17,18 @@ from suite.config import (
     TrainConfig,
     TuneConfig,
     horizon_config,
-    model_config,
     validated,
 )
 from suite.errors import UserError
-from suite.models import MODELS
+from suite.models import MODELS, ModelConfig
+from suite.recipe import RecipeConfig
 from suite.yamlio import parse_yaml, read_yaml
 from tasks import TASKS
 from tasks.base import TEST_SEED, VAL_SEED
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PROFILES = ("smoke", "cpu", "cpu-extended", "cpu-probes", "cpu-lra", "full")
-TOP_KEYS = ("models", "seeds", "model", "train", "tasks", "tune", "horizon", "stores", "register", "banner")
+TOP_KEYS = ("models", "seeds", "model", "train", "tasks", "recipe", "tune", "horizon", "stores", "register", "banner")
 
 
 @dataclasses.dataclass
@@ -45,6 +46,7 @@ class Experiment:
     matrix: list[Cell]  # every cell of the file's matrix, before --set and the choice of models/tasks/seeds
     register: bool = False  # each model x task's best run into the Model Registry after a benchmark
     banner: str = ""  # what a reader must know before any number (smoke: not results); shown first everywhere
+    recipe: RecipeConfig = dataclasses.field(default_factory=RecipeConfig)  # how each model's lr is chosen
 
     def check_data(self):
         """Every task's data can be had: a missing or corrupt MNIST path is found before any run exists."""
@@ -54,6 +56,12 @@ class Experiment:
             if key not in seen:
                 seen.add(key)
                 cell.make_task().check()
+
+    @property
+    def set_keys(self) -> list[str]:
+        """The config paths --set gave a value (task.x for every task stays task.x)."""
+        return [item.partition("=")[0] for flag, item in zip(self.origin, self.origin[1:], strict=False)
+                if flag == "--set"]
 
     def first_seed(self) -> list[Cell]:
         """The cells of the first seed only (tuning, gradient flow and speed measure one seed)."""
@@ -94,7 +102,21 @@ def load_experiment(profile: str | None = "auto", config: str | None = None, set
     return Experiment(name, source, origin, chosen, cells, validated_section(StoresConfig, chosen, "stores", source),
                       validated_section(TuneConfig, chosen, "tune", source),
                       horizon_config(_section(chosen.get("horizon"), "horizon", source), source), whole,
-                      chosen.get("register", False), chosen.get("banner", ""))
+                      chosen.get("register", False), chosen.get("banner", ""),
+                      recipe_of(chosen, cells, [item.partition("=")[0] for item in sets], source))
+
+
+def recipe_of(chosen: dict, cells: list[Cell], set_keys: list[str], source: str) -> RecipeConfig:
+    """The experiment's `recipe:`, with the keys --set gave a value pinned, checked on its cells: every point of
+    every model's grid must make a valid cell."""
+    cfg = recipe.pin(validated_section(RecipeConfig, chosen, "recipe", source), set_keys)
+    models = list(dict.fromkeys(c.model for c in cells))
+    recipe.check(cfg, models, sorted({c.seed for c in cells}), source)
+    for model in models:
+        first = next(c for c in cells if c.model == model)
+        for path, value in {(k, json.dumps(v)) for point in recipe.grid(cfg, model) for k, v in point.items()}:
+            first.overridden({path: json.loads(value)}, f"{source}: recipe ({model})")
+    return cfg
 
 
 def profile_banner(profile: str) -> str:
@@ -210,6 +232,16 @@ def plan(raw: dict, source: str = "config") -> list[Cell]:
     if not cells:
         raise UserError(f"{source}: nothing to run (no models, tasks or seeds)")
     return cells
+
+
+def model_config(model: str, section: dict, where: str, source: str) -> ModelConfig:
+    """The model's own Config from the shared `model:` section: a key another model has is left to it."""
+    known = {f.name: None for m in MODELS.values() for f in dataclasses.fields(m.Config)}
+    for key in section:
+        if key not in known:
+            raise UserError(f"{source}: {where}.{key}: unknown key; allowed here: {', '.join(known)}")
+    mine = {f.name for f in dataclasses.fields(MODELS[model].Config)}
+    return validated(MODELS[model].Config, {k: v for k, v in section.items() if k in mine}, where, source)
 
 
 def with_inits(cells: list[Cell], inits, source: str) -> list[Cell]:

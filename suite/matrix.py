@@ -30,6 +30,19 @@ class Settings:
     reuse_stale: bool = False  # keep a result whose code has changed since, knowingly
     packing: Packing | None = None  # cells trained at once (None: one at a time)
     progress: bool | None = None  # progress bars (None: when stderr is a terminal)
+    tested: bool = True  # False: runs are validated only (a recipe search's)
+    keep_final: bool = False  # each run keeps its trained state for another to carry on from
+    warm: dict = field(default_factory=dict)  # a cell's config_hash -> (the run it carries on from, that run's epochs)
+    names: dict = field(default_factory=dict)  # a cell's config_hash -> its name in progress lines (else its label)
+    later: tuple = ()  # cells a later matrix of the same command trains (the ETA counts them)
+
+    def name(self, cell: Cell) -> str:
+        return self.names.get(cell.config_hash, cell.label)
+
+    def work(self, cell: Cell) -> float:
+        """The cell's cost left to train: a cell carried on from another run trains only its last epochs."""
+        _, done = self.warm.get(cell.config_hash, (None, 0))
+        return cell.cost * max(1 - done / cell.train.epochs, 0.0)
 
 
 @dataclass(frozen=True)
@@ -92,7 +105,7 @@ def run_matrix(store: Store, cells: list[Cell], settings: Settings) -> list[Outc
     outcomes: dict[int, Outcome] = {}
     todo = []
     jobs = s.packing.jobs if s.packing is not None else 1
-    with Progress(cells, jobs, tty) as show:
+    with Progress(cells, jobs, tty, s) as show:
         for i, cell in enumerate(cells):
             state = cell_state(cell, finished, None, s.force, s.reuse_stale)
             if not state.done:
@@ -123,7 +136,8 @@ def matrix_cell(store: Store, cell: Cell, s: Settings, progress: bool = False) -
         return _skipped(cell, state, s), _skip_note(state)
     resume = state.run if state.action == "resume" else None
     options = RunOptions(s.role, s.tags.get(cell.config_hash, {}), resume=resume, exclusive=not s.force,
-                         progress=progress)
+                         progress=progress, tested=s.tested, keep_final=s.keep_final,
+                         warm_start=s.warm.get(cell.config_hash, (None,))[0])
     outcome = _guarded(store, cell, lambda: run_cell(store, cell, s.profile, options))
     note = f"left to another worker: {outcome.error}" if outcome.status == "SKIPPED" else _headline(outcome)
     if resume is not None:
@@ -161,6 +175,9 @@ def _headline(o: Outcome) -> str:
     if o.status == "FAILED":
         return f"FAILED ({o.error})"
     m = o.metrics
+    if "test_loss" not in m:  # validated only
+        return f"val_loss {m.get('val_loss', float('nan')):.4f}, {m.get('train_samples_per_s', float('nan')):.0f} " \
+            "samples/s"
     score = f"test_acc {m['test_acc']:.3f}" if "test_acc" in m else f"test_mse {m.get('test_mse', float('nan')):.4f}"
     return f"{score}, test_loss {m['test_loss']:.4f}, {m['train_samples_per_s']:.0f} samples/s"
 
@@ -168,11 +185,11 @@ def _headline(o: Outcome) -> str:
 class Progress:
     """One line per finished cell, `[i/N] cell: result (elapsed, eta)`, and a bar naming the cells running."""
 
-    def __init__(self, cells: list[Cell], jobs: int, tty: bool):
-        self.cells, self.jobs, self.tty = cells, jobs, tty
+    def __init__(self, cells: list[Cell], jobs: int, tty: bool, settings: Settings):
+        self.cells, self.jobs, self.tty, self.s = cells, jobs, tty, settings
         self.waiting = {id(c): c for c in cells}
         self.running: dict[int, tuple[Cell, float]] = {}
-        self.clock, self.count, self.started = Clock(jobs), 0, time.perf_counter()
+        self.clock, self.count, self.started = Clock(jobs, settings.work), 0, time.perf_counter()
 
     def __enter__(self):
         from tqdm.auto import tqdm
@@ -184,14 +201,14 @@ class Progress:
         self.bar.close()
 
     def _names(self) -> str:
-        return " | ".join(c.label for c, _ in self.running.values())
+        return " | ".join(self.s.name(c) for c, _ in self.running.values())
 
     def start(self, cell: Cell, job: int | None = None):
         self.waiting.pop(id(cell), None)
         self.running[id(cell)] = (cell, time.perf_counter())
         self.bar.set_postfix_str(self._names())
         if job is not None and not self.tty:  # a log file: say what each job took on
-            print(f"  job {job}: {cell.label}", flush=True)
+            print(f"  job {job}: {self.s.name(cell)}", flush=True)
 
     def finish(self, cell: Cell, note: str, seconds: float | None):
         """`seconds`: how long it trained (None: skipped, which teaches the clock nothing)."""
@@ -202,7 +219,7 @@ class Progress:
         self.count += 1
         self.bar.update()
         self.bar.set_postfix_str(self._names())
-        eta = self.clock.eta(list(self.waiting.values()), self.running)
-        line = (f"[{self.count}/{len(self.cells)}] {cell.label}: {note}  (elapsed "
+        eta = self.clock.eta([*self.waiting.values(), *self.s.later], self.running)
+        line = (f"[{self.count}/{len(self.cells)}] {self.s.name(cell)}: {note}  (elapsed "
                 f"{hms(time.perf_counter() - self.started)}, eta {'?' if eta is None else hms(eta)})")
         self.bar.write(line) if self.tty else print(line, flush=True)

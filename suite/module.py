@@ -45,6 +45,22 @@ class SeqModule(FastHookNames, pl.LightningModule):
         out = self(x)
         return self.outputs.loss(out, y), self.outputs.score(out, y, self.scored) if metric else None
 
+    @torch.no_grad()
+    def measure(self, batches) -> dict[str, float]:
+        """{"loss", metric}: means over `batches`, outside the Trainer's loops (the test set between epochs), in
+        eval mode; the caller's mode comes back after."""
+        was, n, sums = self.training, 0, {}
+        self.eval()
+        try:
+            for batch in batches:
+                loss, metric = self.model_step(batch)
+                for key, value in (("loss", loss.detach() * len(batch[0])), (self.metric, metric)):
+                    sums[key] = sums.get(key, 0.0) + value.detach()
+                n += len(batch[0])
+        finally:
+            self.train(was)
+        return {key: float(value) / n for key, value in sums.items()}
+
     def _accumulate(self, stage, loss, metric, n):
         for key, value in ((f"{stage}_loss", loss.detach() * n), (f"{stage}_{self.metric}", metric)):
             if value is not None:

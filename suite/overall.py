@@ -38,6 +38,7 @@ class Contender:
     peak_mb: float | None = None
     solved: tuple[int, int] | None = None  # (runs solved, runs with a solve rule) over the settings
     bimodal: list[str] = field(default_factory=list)  # settings whose seeds fall apart (scoring.Row.bimodal)
+    lr: list[str] = field(default_factory=list)  # the learning rate it trained at on each setting (Row.lr)
 
     @property
     def seeds(self) -> list[float]:
@@ -74,11 +75,20 @@ def _seed_scores(row: Row) -> dict[int, float]:
     return {seed: v for seed, v in sorted(found.items()) if v is not None}
 
 
-def overall(boards: list[Board], detail: bool = True) -> Overall:
-    """The overall verdict over every board's settings; `detail`: also the performance profile and the probability
-    of improvement of each contender over each other (the report's; the terminal leaves them out). Intervals are
-    bootstrapped from MIN_SEEDS seeds per setting on."""
-    rows = {(b.setting, r.label): r for b in boards for r in b.rows if _seed_scores(r)}
+def recipes(boards: list[Board]) -> list[str]:
+    """The recipes the boards' rows hold, the answer's first: each model at its own ("searched") when any row is."""
+    held = {r.recipe for b in boards for r in b.rows if not r.tuned and (r.runs or r.failed)}
+    return sorted(held, key=lambda k: k != "searched")
+
+
+def overall(boards: list[Board], detail: bool = True, recipe: str | None = None) -> Overall:
+    """The overall verdict over every board's settings, among the rows of one recipe (default: the answer's,
+    recipes()[0]) and the tuned ones; `detail`: also the performance profile and the probability of improvement of
+    each contender over each other (the report's; the terminal leaves them out). Intervals are bootstrapped from
+    MIN_SEEDS seeds per setting on."""
+    recipe = recipe or next(iter(recipes(boards)), None)
+    rows = {(b.setting, r.label): r for b in boards for r in b.rows
+            if _seed_scores(r) and (r.tuned or r.recipe == recipe)}
     labels = list(dict.fromkeys(label for _, label in rows))
     settings = list(dict.fromkeys(s for s, _ in rows))
     has = {label: {s for s, lab in rows if lab == label} for label in labels}
@@ -110,6 +120,7 @@ def overall(boards: list[Board], detail: bool = True) -> Overall:
         flags = [r.solved for r in mine if r.solved]
         c.solved = (sum(f[0] for f in flags), sum(f[1] for f in flags)) if flags else None
         c.bimodal = [s.label for s, r in zip(settings, mine, strict=True) if r.bimodal]
+        c.lr = [r.lr for r in mine]
         out.contenders.append(c)
     out.contenders.sort(key=lambda c: (-c.iqm, -c.mean, c.label))
     if detail:
@@ -141,22 +152,31 @@ def frontier(points: dict[str, tuple[float, float]]) -> set[str]:
             if not any(s >= score and c <= cost and (s, c) != (score, cost) for m, (s, c) in points.items() if m != n)}
 
 
+def leaders(o: Overall) -> list[str] | None:
+    """The highest IQM's contender and those it cannot be told from (their IQM intervals reach its own), best first;
+    None when no model can be called ahead: no verdict, fewer than MIN_SEEDS seeds, or the best not clear of chance."""
+    if o.reason or not o.intervals or o.contenders[0].iqm_ci[0] <= 0:
+        return None
+    best = o.contenders[0]
+    return [best.label] + [c.label for c in o.contenders[1:] if c.iqm_ci[1] >= best.iqm_ci[0]]
+
+
 def headline(o: Overall) -> str:
     """The answer in one sentence, as far as the seeds carry it."""
     if o.reason:
         return f"No overall verdict: {o.reason}."
-    best, rest = o.contenders[0], o.contenders[1:]
+    best = o.contenders[0]
     text = f"Over {o.population}, {best.label} has the highest interquartile mean score, {fmt(best.iqm, 'ratio')}"
     if not o.intervals:
         return text + f" (fewer than {MIN_SEEDS} seeds per setting: no intervals, so no model is called ahead)."
     lo, hi = best.iqm_ci
     text += f" (95% CI {fmt(lo, 'ratio')} to {fmt(hi, 'ratio')})"
-    if lo <= 0:
+    level = leaders(o)
+    if level is None:
         return text + ": no model is clearly better than chance overall."
-    level = [c.label for c in rest if c.iqm_ci[1] >= lo]
-    if not level:
+    if len(level) == 1:
         return text + ": its interval lies above every other model's."
-    return text + f"; it cannot be told from {', '.join(level)} (their intervals overlap)."
+    return text + f"; it cannot be told from {', '.join(level[1:])} (their intervals overlap)."
 
 
 def table_rows(o: Overall) -> list[dict[str, str]]:
@@ -167,7 +187,7 @@ def table_rows(o: Overall) -> list[dict[str, str]]:
     rows = []
     for c in o.contenders:
         group = "–" if c.top is None else "top" if c.top else "below"
-        rows.append({"model": c.label, "score": f"{fmt(c.mean, 'ratio')}{ci(c.mean_ci)}",
+        rows.append({"model": c.label, "lr": _lrs(c.lr), "score": f"{fmt(c.mean, 'ratio')}{ci(c.mean_ci)}",
                      "iqm": f"{fmt(c.iqm, 'ratio')}{ci(c.iqm_ci)}", "rank": f"{c.rank:.2f}", "group": group,
                      "solved": f"{c.solved[0]}/{c.solved[1]}" if c.solved else "–",
                      "train_s": fmt(c.train_s, "seconds"),
@@ -177,11 +197,16 @@ def table_rows(o: Overall) -> list[dict[str, str]]:
     return rows
 
 
-HEADERS = {"model": "model", "score": "score mean [95% CI]", "iqm": "IQM [95% CI]", "rank": "mean rank",
-           "group": "CD group", "solved": "solved", "train_s": "train s", "samples_per_s": "samples/s",
-           "params": "params", "peak_mb": "peak MB"}
+HEADERS = {"model": "model", "lr": "lr (per setting)", "score": "score mean [95% CI]", "iqm": "IQM [95% CI]",
+           "rank": "mean rank", "group": "CD group", "solved": "solved", "train_s": "train s",
+           "samples_per_s": "samples/s", "params": "params", "peak_mb": "peak MB"}
 SCORE = ("score = 1 - test loss / chance loss, clipped to [0, 1] (0: no better than the best input-blind guess, 1: a "
          "test loss of zero); a failed or diverged seed scores 0")
+
+
+def _lrs(values: list[str]) -> str:
+    """Its learning rates over the settings: one value, else each setting's in order."""
+    return values[0] if len(set(values)) == 1 else " / ".join(values) if values else "–"
 
 
 def notes(o: Overall) -> list[str]:

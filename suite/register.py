@@ -80,7 +80,8 @@ def _version(client, name, run, row, board, values):
             "row_mean": f"{statistics.mean(values):.6g}", "seeds": str(len(values)), "seed_values": json.dumps(values),
             "data_source": run.tags.get("data_source", ""), "profile": run.tags.get("profile", ""),
             "code_fingerprint": run.tags.get("code_fingerprint", ""), "config_hash": run.tags.get("config_hash", ""),
-            "protocol": f"{board.setting.label}, init {row.init or 'default'}{', tuned' if row.tuned else ''}"}
+            "protocol": f"{board.setting.label}, init {row.init or 'default'}{', tuned' if row.tuned else ''}, "
+                        f"lr {row.lr} ({row.recipe})"}
     return register_version(client, name, run.id, tags)
 
 

@@ -9,6 +9,7 @@ class Role(StrEnum):
     CELL = "cell"  # a benchmark cell: one model on one task setting and seed (rnnbench run, benchmark)
     TRIAL = "trial"  # one Optuna trial, nested under its study (rnnbench tune)
     STUDY = "study"  # a tuning study: trial counts, the best value and parameters
+    RECIPE = "recipe"  # one point of a model's recipe search on one setting, at one rung (suite/recipe.py)
     SWEEP = "sweep"  # a length sweep: each model's dependency horizon (rnnbench horizon)
     SWEEP_CELL = "sweep_cell"  # one model x length x seed of a sweep, nested under it
     GRADFLOW = "gradflow"  # gradient norms against steps, at initialisation and trained (rnnbench gradflow)
@@ -20,5 +21,5 @@ class Role(StrEnum):
     REFERENCE_RUN = "reference_run"  # the reference's side, one seed, nested under it
 
 
-MATRIX = (Role.CELL, Role.SWEEP_CELL, Role.REPRO_CELL)  # cells of a matrix: skipped once finished (trials are not:
-# a trial's settings may equal a tuned cell's)
+# cells of a matrix: skipped once finished (trials are not: a trial's settings may equal a tuned cell's)
+MATRIX = (Role.CELL, Role.RECIPE, Role.SWEEP_CELL, Role.REPRO_CELL)

@@ -42,6 +42,9 @@ class RunOptions:
     exclusive: bool = False  # a matrix cell other workers may start too (see cluster.claim)
     progress: bool = False  # Lightning's progress bar below the matrix's
     name: str | None = None  # the run's name (default <model>-<task>-T<len>-s<seed>)
+    tested: bool = True  # False: validated only, no test set, no logged model (a recipe search's run)
+    keep_final: bool = False  # leave the trained state as checkpoint/final.ckpt, for a run to carry on from
+    warm_start: str | None = None  # a run whose checkpoint/final.ckpt this one carries on from (its epochs next)
 
 
 def open_store(tracking_uri: str, experiment: str) -> Store:
@@ -74,7 +77,7 @@ def run_cell(store: Store, cell: Cell, profile: str, options: RunOptions = RunOp
             if o.resume is None:
                 _describe_run(store.client, run.id, cell, training, device)
             _fit(store, run, training, o)
-            metrics = _record(store, run, cell, training)
+            metrics = _record(store, run, cell, training) if o.tested else _measured(store, run, training)
             if o.exclusive and (taken := _claimed(store, run, cell)) and taken.startswith("finished"):
                 run.end_as("KILLED", duplicate=taken)  # checked again before marking done: one FINISHED run a cell
                 return Outcome(cell, "SKIPPED", run.id, metrics, error=taken, tags=o.tags)
@@ -141,11 +144,30 @@ def _fit(store: Store, run: Run, training, o: RunOptions):
 
     client, cell = store.client, training.cell
     extra = [MlflowEpochMetrics(client, run.id), *(o.callbacks(run) if o.callbacks else [])]
-    if o.exclusive and cell.train.checkpoint_minutes:
-        extra.append(Checkpointer(client, run.id, cell.train.checkpoint_minutes, training.train_batches.generator))
+    if (o.exclusive and cell.train.checkpoint_minutes) or o.keep_final or o.warm_start:  # (its stream's state too)
+        extra.append(Checkpointer(client, run.id, cell.train.checkpoint_minutes if o.exclusive else None,
+                                  training.train_batches.generator))
     with tempfile.TemporaryDirectory(prefix="rnnbench-") as scratch, system_metrics(store, run, cell, o.resume):
-        ckpt = client.download_artifacts(run.id, "checkpoint/last.ckpt", scratch) if o.resume is not None else None
+        if o.resume is not None:  # its own checkpoint: where it stopped
+            ckpt = client.download_artifacts(run.id, "checkpoint/last.ckpt", scratch)
+        else:
+            ckpt = _final(client, o.warm_start, run.id, scratch) if o.warm_start else None
         training.fit(extra, o.progress, ckpt)
+        if o.keep_final:
+            training.trainer.save_checkpoint(f"{scratch}/final.ckpt")
+            client.log_artifact(run.id, f"{scratch}/final.ckpt", "checkpoint")
+
+
+def _final(client, source: str, run_id: str, scratch: str) -> str | None:
+    """The final checkpoint of run `source` to carry on from, noted on the run (tag `continued_from`); None (the
+    run trains from the start, noted so) when that run has none."""
+    try:
+        path = client.download_artifacts(source, "checkpoint/final.ckpt", scratch)
+    except Exception:  # gone, or an older run that kept none
+        client.set_tag(run_id, "continued_from", f"none: {source} has no final checkpoint")
+        return None
+    client.set_tag(run_id, "continued_from", source)
+    return path
 
 
 @contextlib.contextmanager
@@ -198,6 +220,13 @@ def _record(store, run, cell, training) -> dict:
     model_id = log_model(store.client, run.id, net, next(iter(training.test_batches))[0])
     log_metrics(store.client, run.id, metrics, model_id=model_id)
     return metrics
+
+
+def _measured(store, run, training) -> dict:
+    """What a validated-only run records at its end (its validation loss is logged each epoch)."""
+    metrics = training.measures()
+    log_metrics(store.client, run.id, metrics)
+    return metrics | ({"val_loss": training.val_loss} if training.val_loss is not None else {})
 
 
 def _datasets(cell: Cell, facts: dict, training) -> list:

@@ -89,12 +89,13 @@ def find_experiments(client, uri: str, names: list[str] | None, profile: str | N
 
 
 def cell_key(run) -> tuple:
-    """What a leaderboard counts one run for: the setting, model, tuned or not, init scheme and seed."""
+    """What a leaderboard counts one run for: the setting, model, tuned or not, init scheme, recipe (searched,
+    pinned: suite/recipe.py) and seed."""
     return (setting_of(run), run.tags["model"], run.tags.get("tuned") == "true", run.tags.get("init", ""),
-            int(run.tags["seed"]))
+            run.tags.get("recipe", "pinned"), int(run.tags["seed"]))
 
 
-CELL_KEYS = (TAG, "task", "seq_len", "variant", "model", "tuned", "init", "seed")  # the tags cell_key reads
+CELL_KEYS = (TAG, "task", "seq_len", "variant", "model", "tuned", "init", "recipe", "seed")  # what cell_key reads
 
 
 def counted(cells) -> dict:

@@ -94,6 +94,8 @@ class Row:
     tuned: bool
     init: str = ""  # the runs' initialisation scheme (tag `init`)
     show_init: bool = False  # the board holds this model with several schemes: say which
+    recipe: str = "pinned"  # how its learning rate was chosen: "searched" (its own: suite/recipe.py) or "pinned"
+    show_recipe: bool = False  # the board holds this model with both recipes: say which
     runs: dict = field(default_factory=dict)  # seed -> the newest FINISHED run
     failed: dict = field(default_factory=dict)  # seed -> its newest run, none of the seed's having finished
     missing: list = field(default_factory=list)  # seeds a benchmark planned that have no run at all
@@ -104,9 +106,22 @@ class Row:
     registered: list = field(default_factory=list)  # its runs' Model Registry versions (attached by the report)
 
     @property
-    def label(self) -> str:
+    def name(self) -> str:
+        """The model, its init scheme where the board holds several, and its recipe where it holds both."""
         name = f"{self.model} · {self.init}" if self.show_init else self.model
-        return f"{name} (tuned)" if self.tuned else name
+        return name + ({"searched": " (own lr)", "pinned": " (shared lr)"}.get(self.recipe, "") * self.show_recipe)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (tuned)" if self.tuned else self.name
+
+    @property
+    def lr(self) -> str:
+        """The learning rate (and weight decay, where not 0) its runs trained at, as the boards show it."""
+        found = {(r.params.get("train.lr"), r.params.get("train.weight_decay")) for r in self.runs.values()}
+        found = sorted((lr, wd) for lr, wd in found if lr is not None)
+        return "; ".join(f"{float(lr):g}" + (f", wd {float(wd):g}" if wd and float(wd) else "") for lr, wd in found
+                         ) or "–"
 
     @property
     def studies(self) -> list[str]:
@@ -202,19 +217,23 @@ def boards(runs: list[Run], planned: set | None = None) -> list[Board]:
     from tasks.base import OUTPUT_KINDS
 
     latest, rows = counted(runs), {}
-    for (setting, model, tuned, init, seed), run in latest.items():
-        row = rows.setdefault((setting, model, tuned, init), Row(model, tuned, init))
+    for (setting, model, tuned, init, recipe, seed), run in latest.items():
+        row = rows.setdefault((setting, model, tuned, init, recipe), Row(model, tuned, init, recipe=recipe))
         (row.runs if run.status == "FINISHED" else row.failed)[seed] = run
-    inits = defaultdict(set)
-    for setting, model, tuned, init in rows:
-        inits[(setting, model, tuned)].add(init)
-    for (setting, model, tuned, _), row in rows.items():
-        row.show_init = len(inits[(setting, model, tuned)]) > 1
-    have = {(m, s, seed) for (s, m, _, _, seed) in latest}
+    inits, recipes = defaultdict(set), defaultdict(set)
+    for setting, model, tuned, init, recipe in rows:
+        inits[(setting, model, tuned, recipe)].add(init)
+        recipes[(setting, model, tuned, init)].add(recipe)
+    for (setting, model, tuned, init, recipe), row in rows.items():
+        row.show_init = len(inits[(setting, model, tuned, recipe)]) > 1
+        row.show_recipe = len(recipes[(setting, model, tuned, init)]) > 1
+    have = {(m, s, seed) for (s, m, *_, seed) in latest}
     for model, setting, seed in sorted(planned or (), key=lambda c: (c[1].task, c[1].seq_len, c[1].variant, c[0],
                                                                       c[2])):
-        if (model, setting, seed) not in have:
-            rows.setdefault((setting, model, False, ""), Row(model, False)).missing.append(seed)
+        if (model, setting, seed) not in have:  # into the model's row there (searched first), else a row of its own
+            mine = sorted((k for k in rows if k[:2] == (setting, model) and not k[2]), key=lambda k: k[4] != "searched")
+            key = mine[0] if mine else (setting, model, False, "", "pinned")
+            rows.setdefault(key, Row(model, False)).missing.append(seed)
 
     def rank(name, order):
         return order.index(name) if name in order else len(order)

@@ -12,7 +12,7 @@ import os
 import resource
 import warnings
 
-from suite.callbacks import SolveWatch, TrainSpeed
+from suite.callbacks import SolveWatch, TestAt, TrainSpeed
 from suite.config import Cell, device_of
 from tasks.base import checksum
 
@@ -116,6 +116,7 @@ class Training:
         self.task, self.train_batches, self.val_batches, self.test_batches, self.module = assemble(cell, self.device)
         self.speed = TrainSpeed(math.ceil(cell.train.warmup_steps / cell.train.steps_per_call))
         self.watch = SolveWatch(self.task, cell.train.stop_when_solved)
+        self.test_at = TestAt(self.test_batches, cell.train.test_at, cell.train.epochs)
         self.initial = ({k: v.clone() for k, v in self.module.net.state_dict().items()}
                         if cell.train.gradflow else None)  # the weights at initialisation, for gradient flow
         self.trainer, self.val_loss, self.dtypes = None, None, None
@@ -128,7 +129,8 @@ class Training:
         from suite.precision import ComputeDtypes
 
         self.dtypes = ComputeDtypes(self.module.net)  # what the layers output at the first step, as it runs
-        self.trainer = trainer_for(self.cell, self.device, [self.speed, self.watch, *callbacks], progress)
+        self.trainer = trainer_for(self.cell, self.device, [self.speed, self.watch, self.test_at, *callbacks],
+                                   progress)
         if self.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         self.trainer.fit(self.module, self.train_batches, self.val_batches, ckpt_path=ckpt,
@@ -136,19 +138,27 @@ class Training:
         value = self.trainer.callback_metrics.get("val_loss")  # before test() replaces the metrics
         self.val_loss = None if value is None else float(value)
 
-    def evaluate(self) -> dict:
-        """Test metrics against chance, the solve rule, speed, size and memory; other lengths if asked for."""
+    def measures(self) -> dict:
+        """What training measured, the test set untouched: the chance loss, the solve watch, speed, size and memory
+        (all a recipe search's run records besides its validation loss, logged each epoch)."""
         import torch
 
-        cell, task, module = self.cell, self.task, self.module
-        result = self.trainer.test(module, self.test_batches, verbose=False)[0]
         peak = (torch.cuda.max_memory_allocated() / 2**20 if self.device == "cuda"
                 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # CPU: process peak RSS
-        metrics = {**{k: float(v) for k, v in result.items()}, "chance_loss": task.chance_loss(),
-                   "test_vs_chance": float(result["test_loss"]) / task.chance_loss(), **self.watch.metrics(),
-                   "train_samples_per_s": self.speed.samples_per_s, "peak_mem_mb": peak,
-                   "epoch_time_s": sum(self.speed.epoch_times) / max(len(self.speed.epoch_times), 1),
-                   "n_params": sum(p.numel() for p in module.parameters()), "epochs_trained": self.speed.epochs_started}
+        speed = self.speed
+        return {"chance_loss": self.task.chance_loss(), **self.watch.metrics(),
+                "train_samples_per_s": speed.samples_per_s, "peak_mem_mb": peak,
+                "epoch_time_s": sum(speed.epoch_times) / max(len(speed.epoch_times), 1),
+                "n_params": sum(p.numel() for p in self.module.parameters()), "epochs_trained": speed.epochs_started}
+
+    def evaluate(self) -> dict:
+        """Test metrics against chance (also at the shares of train.test_at), the solve rule and the measures;
+        other lengths if asked for."""
+        cell, task, module = self.cell, self.task, self.module
+        result = self.trainer.test(module, self.test_batches, verbose=False)[0]
+        metrics = {**{k: float(v) for k, v in result.items()}, **self.measures(),
+                   "test_vs_chance": float(result["test_loss"]) / task.chance_loss(),
+                   **self.test_at.metrics(module.metric)}
         solved = task.is_solved(metrics[f"test_{module.metric}"])
         if solved is not None:
             metrics["solved"] = float(solved)

@@ -237,7 +237,7 @@ def test_a_bad_input_is_one_line_exit_2_and_writes_nothing(filled, tmp_path, mon
 
 
 # Faults mid-run: one line naming the cause, exit 1, the run it hit FAILED, finished cells kept, no traceback.
-FOUR_CELLS = "models: [rnn]\nseeds: [0, 1, 2, 3]\ntrain: {epochs: 1, steps_per_epoch: 2, batch_size: 8, n_val: 16, " \
+FOUR_CELLS = "models: [rnn]\nseeds: [0, 1, 2, 3]\nrecipe: {pinned: true}\ntrain: {epochs: 1, steps_per_epoch: 2, batch_size: 8, n_val: 16, " \
              "n_test: 16, system_metrics: false}\ntasks: {adding: {seq_len: 5}}\n"
 
 

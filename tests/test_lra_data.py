@@ -144,6 +144,7 @@ def test_a_cell_of_each_runs_end_to_end_on_the_tiny_copies(tmp_path, in_store):
     cfg = tmp_path / "exp.yaml"
     cfg.write_text(f"""models: [rnn]
 seeds: [0]
+recipe: {{pinned: true}}
 model: {{hidden_size: 8}}
 train: {{epochs: 1, steps_per_epoch: 2, batch_size: 8, eval_batch_size: 64, warmup_steps: 0}}
 tasks:

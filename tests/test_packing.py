@@ -101,6 +101,7 @@ def test_the_dry_run_estimates_writes_nothing_and_knows_what_finished(tmp_path):
 LADDER = """# two models; copy's ladder and selective copy share shapes (10 in, 9 out, every step); adding is another shape
 models: [rnn, gru]
 seeds: [0, 1]
+recipe: {pinned: true}
 model: {hidden_size: 8}
 train: {epochs: 1, steps_per_epoch: 4, batch_size: 8, n_val: 16, n_test: 16}
 tasks:

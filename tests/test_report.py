@@ -409,7 +409,7 @@ def test_missing_cells_come_from_the_plan_the_benchmark_logged(store, tmp_path, 
     root, uri = store
     monkeypatch.chdir(root)
     config = tmp_path / "plan.yaml"
-    config.write_text("# a plan\nmodels: [rnn, gru]\nmodel: {hidden_size: 8}\ntrain: {epochs: 1, steps_per_epoch: 2, "
+    config.write_text("# a plan\nmodels: [rnn, gru]\nrecipe: {pinned: true}\nmodel: {hidden_size: 8}\ntrain: {epochs: 1, steps_per_epoch: 2, "
                       "n_val: 16, n_test: 16}\ntasks: {adding: {seq_len: 6}}\n")
     assert main(["benchmark", "--config", str(config), "--models", "rnn", "--tracking-uri", uri, "--experiment",
                  "t-plan"]) == 0

@@ -48,6 +48,8 @@ def test_a_study_records_parent_and_trials_then_tops_up_and_feeds_tuned(in_store
     parents, children = child_runs(in_store, "t-tune")
     s = study(storage)
     assert len(parents) == 1 and len(children) == 6 and len(s.trials) == 6
+    assert distinct(s) == 6  # a top-up draws new parameters, never trial 0's again
+    assert len({t.user_attrs["sampler_seed"] for t in s.trials}) == 6
     assert sorted(int(c.data.tags["optuna_trial"]) for c in children) == list(range(6))
     assert s.user_attrs["budget.trials"] == 6 and s.metric_names == ["val_loss"]  # not "Objective 0"
     assert all(t.user_attrs["mlflow_run"].endswith(f"/runs/{t.user_attrs['mlflow_run_id']}?workflowType=machine_learning")
@@ -70,6 +72,24 @@ def test_a_study_records_parent_and_trials_then_tops_up_and_feeds_tuned(in_store
     assert run.data.tags["tuned"] == "true" and run.data.tags["study"] == "smoke-lstm-adding-T20"
     for key, value in s.best_params.items():
         assert run.data.params[key] == str(value)
+
+
+def distinct(s) -> int:
+    """The distinct parameter sets a study's trials ran."""
+    return len({tuple(sorted(t.params.items())) for t in s.trials})
+
+
+def test_a_top_up_from_one_trial_to_two_runs_two_parameter_sets_and_a_pinned_tuned_key_is_refused(tmp_path, capsys):
+    storage, uri = str(tmp_path / "journal.log"), f"sqlite:///{tmp_path}/mlflow.db"
+    args = ["tune", *SMOKE, "--set", "task.seq_len=5", "--set", "train.epochs=1", "--set", "train.steps_per_epoch=2",
+            "--tracking-uri", uri, "--storage", storage]
+    assert main([*args, "--set", "train.lr=1000000.0"]) == 2  # the study would replace it: one line, nothing written
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--set train.lr: the study searches train.lr" in err, err
+    assert list(tmp_path.iterdir()) == []
+    assert main([*args, "--trials", "1"]) == 0 and main([*args, "--trials", "2"]) == 0
+    s = study(storage, "smoke-lstm-adding-T5")
+    assert len(s.trials) == 2 and distinct(s) == 2
 
 
 def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(in_store, tmp_path, monkeypatch):
@@ -109,27 +129,33 @@ def test_two_worker_processes_fill_the_study_exactly(tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     s = study(tmp_path / "optuna-journal.log")
-    assert [t.state.name for t in s.trials] == ["COMPLETE"] * 5
+    assert [t.state.name for t in s.trials] == ["COMPLETE"] * 5 and distinct(s) == 5
     assert "[worker 0]" in out.stdout and "[worker 1]" in out.stdout
     parents, children = child_runs(uri, "rnnbench-tune-smoke")
     assert len(parents) == 1 and len(children) == 5
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", [1, 2])
-def test_a_sqlite_study_fills_exactly_with_one_or_two_workers(tmp_path, workers):
-    """SQLite, the storage most Optuna users reach for first: no deadlock on its locks, exactly N trials."""
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_two_tune_processes_on_one_study_fill_it_exactly_with_distinct_trials(tmp_path, kind):
+    """Two `rnnbench tune` commands started on one study (SQLite, the storage most Optuna users reach for first, and
+    the journal file): no deadlock on its locks, exactly N trials, each with parameters of its own (both processes
+    seeded alike once drew trial 0's parameters twice)."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    storage = f"sqlite:///{tmp_path}/study.db"
-    out = subprocess.run([sys.executable, "-m", "suite", "tune", *SMOKE, "--trials", "4", "--workers", str(workers),
-                          "--pruner", "none", "--tracking-uri", uri, "--storage", storage], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    s = optuna.load_study(study_name="smoke-lstm-adding-T20", storage=storage)
-    assert [t.state.name for t in s.trials] == ["COMPLETE"] * 4
+    storage = f"sqlite:///{tmp_path}/study.db" if kind == "sqlite" else str(tmp_path / "journal.log")
+    command = [sys.executable, "-m", "suite", "tune", *SMOKE, "--trials", "4", "--pruner", "none", "--set",
+               "task.seq_len=10", "--tracking-uri", uri, "--storage", storage]
+    procs = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+    s = optuna.load_study(study_name="smoke-lstm-adding-T10", storage=storage) if kind == "sqlite" else \
+        study(storage, "smoke-lstm-adding-T10")
+    assert [t.state.name for t in s.trials] == ["COMPLETE"] * 4 and distinct(s) == 4
     _, children = child_runs(uri, "rnnbench-tune-smoke")
-    assert len(children) == 4
+    assert len(children) == 4 and len({c.data.tags["sampler_seed"] for c in children}) == 4
 
 
 @pytest.mark.parametrize("text,expected", [

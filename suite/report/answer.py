@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 from suite import overall as answer
+from suite import robustness
 from suite.overall import slope
-from suite.report.overall_plots import plot_frontier, plot_profile, plot_scaling, plot_scores
+from suite.recipe import WINDOW
+from suite.report.overall_plots import plot_frontier, plot_lr, plot_profile, plot_scaling, plot_scores
 from suite.report.plots import clean_svg
 from suite.roles import Role
 from suite.runs import Run
@@ -33,10 +35,26 @@ CAPTIONS = {  # plot -> (caption, alt text)
 }
 
 
-def overall_section(boards: list[Board], by_role: dict, horizons: dict, out: Path) -> dict:
+def overall_section(boards: list[Board], by_role: dict, horizons: dict, out: Path, planned=None) -> dict:
     """Everything the overall section shows, its figures drawn into out/plots."""
-    o = answer.overall(boards)
+    kinds = answer.recipes(boards)
+    cells, o = by_role.get(Role.CELL, []), answer.overall(boards, recipe=next(iter(kinds), None))
+    verdicts = robustness.budgets(cells, planned, next(iter(kinds), None), full=o)
+    shared = robustness.budgets(cells, planned, "pinned")[-1] if kinds[:2] == ["searched", "pinned"] else None
+    shared = shared if shared is not None and not shared.overall.reason else None
+    order = {b.setting: i for i, b in enumerate(boards)}
+    found = sorted(robustness.found_in(by_role.get(Role.RECIPE, []), [r for b in boards for row in b.rows
+                                                                     for r in row.runs.values()]),
+                   key=lambda f: (order.get(f.setting, len(order)), f.model))
     section = {"o": o, "headline": answer.headline(o), "notes": answer.notes(o), "rows": answer.table_rows(o),
+               "robustness": robustness.sentence(verdicts, next(iter(kinds), None), found, shared),
+               "budgets": [{"share": b.share, "budget": robustness.SHARE_TEXT[b.share], "leads": b.text,
+                            "iqm": b.overall.contenders[0].iqm if b.overall.contenders else None} for b in verdicts],
+               "settled": robustness.settled(verdicts), "windows": robustness.windows(found),
+               "robust": robustness.robust_share(found), "window": WINDOW,
+               "shared": None if shared is None else {"phrase": robustness.phrase(shared.overall, "pinned"),
+                                                      "headline": answer.headline(shared.overall),
+                                                      "rows": answer.table_rows(shared.overall)},
                "headers": answer.HEADERS, "figures": [], "improvement": _improvement(o),
                "by_setting": answer.choices(boards), "by_length": by_length(horizons, by_role.get(Role.SWEEP_CELL, [])),
                "scaling": scaling_rows(by_role.get(Role.SCALING, []))}
@@ -52,7 +70,21 @@ def overall_section(boards: list[Board], by_role: dict, horizons: dict, out: Pat
         if draw(out / f"plots/{name}.svg"):
             section["figures"].append({"src": f"plots/{name}.svg", "caption": CAPTIONS[name][0],
                                        "alt": CAPTIONS[name][1]})
+    section["lr_figures"] = []
+    for setting in dict.fromkeys(w["setting"] for w in section["windows"]):
+        name = f"lr-{setting.slug}"
+        mine = [w for w in section["windows"] if w["setting"] == setting]
+        if plot_lr(mine, f"{setting.label}: validation score against lr", out / f"plots/{name}.svg"):
+            section["lr_figures"].append({"src": f"plots/{name}.svg", "caption": LR_CAPTION[0].format(
+                setting=setting.label), "alt": LR_CAPTION[1].format(setting=setting.label)})
     return section
+
+
+LR_CAPTION = ("{setting}: each model's validation score (search seed) against the learning rate, log scale: every "
+              "point at the search's first rung (solid), the ones that went on at the next (dashed); ringed: the one "
+              "its scored seeds trained at",
+              "Line chart of validation score against learning rate on {setting}, a line per model, the chosen point "
+              "ringed and a dashed line at chance (0).")
 
 
 def _cd(o, path: Path) -> bool:
@@ -127,12 +159,20 @@ def scaling_rows(runs: list[Run]) -> list[dict]:
 def write_results(path: Path, boards: list[Board], section: dict, experiments: list):
     """results.json: the overall verdict per model and every board's numbers, as the pages show them."""
     o = section["o"]
-    models = {c.label: {"model": c.model, "score_mean": c.mean, "score_ci95": c.mean_ci, "iqm": c.iqm,
+    models = {c.label: {"model": c.model, "lr": c.lr, "score_mean": c.mean, "score_ci95": c.mean_ci, "iqm": c.iqm,
                         "iqm_ci95": c.iqm_ci, "mean_rank": c.rank, "cd_group": None if c.top is None else
                         ("top" if c.top else "below"), "train_s": c.train_s, "train_samples_per_s": c.samples_per_s,
                         "n_params": c.params, "peak_mem_mb": c.peak_mb, "solved": c.solved, "bimodal": c.bimodal,
                         "scores": c.seeds} for c in o.contenders}
-    result = {"experiments": [e.name for e in experiments], "score": answer.SCORE, "headline": section["headline"],
+    result = {"experiments": [e.name for e in experiments], "score": answer.SCORE,
+              "robustness": section["robustness"], "headline": section["headline"],
+              "budgets": [{k: b[k] for k in ("share", "leads", "iqm")} for b in section["budgets"]],
+              "settled": section["settled"],
+              "recipes": {"window": section["window"], "robust_share": section["robust"], "searches": [
+                  {"model": w["model"], "setting": w["setting"].label, "chosen": w["chosen"], "window": w["window"],
+                   "width": w["width"], "scores": w["found"].scores, "val_losses": w["found"].losses}
+                  for w in section["windows"]]},
+              "shared_lr": section["shared"],
               "population": {"settings": [s.label for s in o.settings], "seeds": o.seeds, "left_out": o.left_out,
                              "incomplete": o.incomplete, "reason": o.reason},
               "models": models, "ranks": None if o.ranks is None else {
@@ -156,7 +196,8 @@ def _board(b: Board) -> dict:
     for r in b.rows:
         stats = {k: {"mean": s.mean, "std": s.std, "ci95": s.ci, "n": s.n, "mark": s.mark,
                      "text": s.text(unit_of(k, b.metric))} for k, s in r.stats.items() if k in STATS}
-        rows.append({"model": r.model, "label": r.label, "tuned": r.tuned, "init": r.init, "seeds": sorted(r.runs),
+        rows.append({"model": r.model, "label": r.label, "tuned": r.tuned, "init": r.init, "recipe": r.recipe,
+                     "lr": r.lr, "seeds": sorted(r.runs),
                      "failed": sorted(r.failed), "missing": r.missing, "solved": r.solved, "bimodal": r.bimodal,
                      "stats": stats})
     return {"setting": b.setting.label, "task": b.setting.task, "seq_len": b.setting.seq_len,

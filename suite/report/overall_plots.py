@@ -111,3 +111,43 @@ def plot_scaling(rows: list[dict], path: Path) -> bool:
     fig.tight_layout()
     save_svg(fig, path)
     return True
+
+
+def plot_lr(rows: list[dict], title: str, path: Path) -> bool:
+    """Validation score against the learning rate (log axis), a line a model through every point at the search's
+    first rung, the points that went on joined again at each later rung (dashed), the chosen one ringed."""
+    import json
+
+    found = [r["found"] for r in rows if any("train.lr" in json.loads(p) for p in r["found"].points)]
+    if not found:
+        return False
+    plt = plt_()
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    titles, lrs = {}, set()
+    for i, f in enumerate(found):
+        col, mark = colour(f.model), marker(f.model)
+        lr = {p: json.loads(p)["train.lr"] for p in f.points}
+        lrs |= set(lr.values())
+        rungs = max(len(s) for s in f.scores.values())
+        for rung in range(rungs):
+            mine = sorted((lr[p], s[rung]) for p, s in f.scores.items() if len(s) > rung)
+            ax.plot(*zip(*mine, strict=True), marker=mark, color=col, linestyle="-" if rung == 0 else "--",
+                    markersize=4 if rung == 0 else 6, alpha=1.0 if rung == rungs - 1 else 0.55,
+                    label=f.model if rung == 0 else None)
+        if f.chosen in f.scores:
+            dot = ax.plot([lr[f.chosen]], [f.scores[f.chosen][-1]], "o", mfc="none", color=col, markersize=13,
+                          markeredgewidth=1.6)[0]
+            dot.set_gid(f"chosen-{i}")
+            titles[f"chosen-{i}"] = (f"{f.model}: chosen lr {lr[f.chosen]:g}, validation score "
+                                     f"{f.scores[f.chosen][-1]:.3f}")
+    ax.axhline(0, color="0.35", linestyle="--", linewidth=1, label="chance").set_gid("chance-line")
+    ax.set_xscale("log")
+    plain_log(ax.xaxis)
+    ax.set_xlim(min(lrs) / 1.6, max(lrs) * 1.6)
+    ax.set(ylim=(-0.03, 1.03), xlabel="learning rate (log scale)", ylabel="validation score (0: chance)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="x-small", ncol=2 if len(found) > 6 else 1)
+    fig.tight_layout()
+    save_svg(fig, path)
+    with_titles(path, titles)
+    return True

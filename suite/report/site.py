@@ -99,7 +99,7 @@ def write_site(uri: str, names: list[str] | None, profile: str | None, out: str 
         for task in sorted(sweeps - set(tasks), key=lambda t: (task_order.get(t, len(task_order)), t)):
             tasks[task] = []  # a sweep without a benchmark still gets its page
         horizons = {t: h for t in tasks if (h := horizon_section(client, by_role[Role.SWEEP], t, out, tmp))}
-        verdict = overall_section(all_boards, by_role, horizons, out)
+        verdict = overall_section(all_boards, by_role, horizons, out, planned)
         speed = speed_rows(by_role[Role.SPEED])
         reproductions = reproduction_rows(by_role[Role.REPRODUCTION])
         if speed:

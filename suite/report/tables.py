@@ -122,7 +122,7 @@ def _mark(row: Row) -> str:
 # leaderboard.csv: (header, value of a board's row), declared together so they cannot drift apart.
 CSV = (("task", lambda b, r: b.setting.task), ("seq_len", lambda b, r: b.setting.seq_len),
        ("variant", lambda b, r: b.setting.variant), ("model", lambda b, r: r.model), ("init", lambda b, r: r.init),
-       ("tuned", lambda b, r: str(r.tuned).lower()), ("n", lambda b, r: len(r.runs)),
+       ("tuned", lambda b, r: str(r.tuned).lower()), ("recipe", lambda b, r: r.recipe), ("n", lambda b, r: len(r.runs)),
        ("n_failed", lambda b, r: len(r.failed)), ("n_missing", lambda b, r: len(r.missing)),
        ("metric", lambda b, r: b.metric), ("test_mean", lambda b, r: _num(r.stats["test_metric"].mean)),
        ("test_std", lambda b, r: _num(r.stats["test_metric"].std)),

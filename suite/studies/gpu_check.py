@@ -104,12 +104,17 @@ def checksum_rows(device: str) -> list[dict]:
     return rows
 
 
-def full_estimate(device: str, budget_s: float) -> tuple[dict, dict, list]:
-    """Time each setting of the full profile briefly (until budget_s), price the rest by cost: the summary, each
-    cell's seconds by label, and the cells."""
+def full_estimate(device: str, budget_s: float) -> tuple[dict, list]:
+    """Time each setting of the full profile briefly (until budget_s), price the rest by cost, with each model's
+    recipe search (its rungs' runs: suite/search.py) beside the scored cells: the summary and (cell, seconds) for
+    every run."""
     from suite.eta import Clock, estimate
+    from suite.experiment import load_experiment
+    from suite.search import phases
 
-    cells = [on_device(c, device) for c in cells_of(FULL)]
+    exp = load_experiment(None, str(FULL), announce=None)
+    planned = [p for phase in phases(exp.cells, exp.recipe, {}) for p in phase]
+    cells = [on_device(p.cell, device) for p in planned]
     settings = {c.setting_key: c for c in cells}
     clock, timed, started = Clock(1), {}, time.perf_counter()
     for key, cell in settings.items():
@@ -117,9 +122,13 @@ def full_estimate(device: str, budget_s: float) -> tuple[dict, dict, list]:
             break
         timed[key] = estimate(cell, os.cpu_count() or 1)
         clock.record(cell, timed[key])
-    each = {c.label: timed.get(c.setting_key) or clock.eta([c], {}) for c in cells}
-    return ({"cells": len(cells), "settings": len(settings), "settings_timed": len(timed),
-             "one_at_a_time_h": sum(each.values()) / 3600}, each, cells)
+    each = [(c, p.share * (timed.get(c.setting_key) or clock.eta([c], {}))) for c, p in zip(cells, planned,
+                                                                                          strict=True)]
+    searching = [p.phase != "scored" for p in planned]
+    search = sum(s for (_, s), yes in zip(each, searching, strict=True) if yes)
+    return ({"cells": searching.count(False), "search_runs": searching.count(True), "settings": len(settings),
+             "settings_timed": len(timed), "one_at_a_time_h": sum(s for _, s in each) / 3600,
+             "search_h": search / 3600}, each)
 
 
 def say(text: str):
@@ -233,9 +242,9 @@ def run(device: str, out: Path, quick: bool, only: tuple[str, ...] = SECTIONS) -
         return rows
 
     def estimate():
-        result, each, cells = full_estimate(device, 5 if quick else 120)
+        result, each = full_estimate(device, 5 if quick else 120)
         if "fill" in summary:
-            result["under_each_way"] = gpu_rows.way_estimates(each, cells, summary["fill"])
+            result["under_each_way"] = gpu_rows.way_estimates(each, summary["fill"])
         say(f"  {result}")
         return result
 

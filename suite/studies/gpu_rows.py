@@ -107,8 +107,9 @@ def fill_rows(short, long, device: str, k: int, seeds: int, steps: int) -> list[
     return rows
 
 
-def way_estimates(each: dict, cells: list, rows: list[dict]) -> dict:
-    """The full profile's hours one cell at a time under each way: each cell's time divided by the way's gain
+def way_estimates(each: list, rows: list[dict]) -> dict:
+    """The full profile's hours one run at a time under each way (`each`: (cell, seconds) pairs): each run's time
+    divided by the way's gain
     measured at the nearer of the two lengths (log scale), for the models the way applies to (processes and
     streams: every model; vmap: the models written from tensor operations, at the LRU's gain; block-diagonal: the
     fused ones, at the LSTM's); other cells at their own time. `best`: each cell under its best way."""
@@ -125,8 +126,8 @@ def way_estimates(each: dict, cells: list, rows: list[dict]) -> dict:
         return hits[0] if hits and applies[way_prefix] else 1.0
 
     ways = ("processes", "streams", "seeds vmapped", "seeds block-diagonal")
-    out = {way: sum(each[c.label] / gain(way, c) for c in cells) / 3600 for way in ways}
-    out["best"] = sum(each[c.label] / max(1.0, *(gain(w, c) for w in ways)) for c in cells) / 3600
+    out = {way: sum(s / gain(way, c) for c, s in each) / 3600 for way in ways}
+    out["best"] = sum(s / max(1.0, *(gain(w, c) for w in ways)) for c, s in each) / 3600
     return out
 
 
@@ -166,7 +167,8 @@ def markdown(s: dict) -> str:
         lines.append("Checksums (device = CPU): " + ", ".join(f"{r['task']} {r['same']}" for r in s["checksums"]))
     if "estimate" in s:
         f = s["estimate"]
-        lines.append(f"Full profile: {f['cells']} cells ({f['settings_timed']} of {f['settings']} settings timed): "
+        lines.append(f"Full profile: {f['cells']} cells and {f.get('search_runs', 0)} recipe-search runs "
+                     f"({f['settings_timed']} of {f['settings']} settings timed): "
                      + ", ".join(f"{k} {v:.2f}" for k, v in f.items() if k.endswith("_h")))
         if "under_each_way" in f:
             lines.append("Full profile one cell at a time under each way (h): "

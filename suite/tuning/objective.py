@@ -59,7 +59,8 @@ def pruning_callback(trial, run=None, monitor: str = "val_loss"):
 def make_objective(store, cell: Cell, space: list[Param], profile: str, parent_run_id: str):
     def objective(trial) -> float:
         params = {p.key: p.suggest(trial) for p in space}
-        tags = {"mlflow.parentRunId": parent_run_id, "study": trial.study.study_name, "optuna_trial": str(trial.number)}
+        tags = {"mlflow.parentRunId": parent_run_id, "study": trial.study.study_name, "optuna_trial": str(trial.number),
+                "sampler_seed": str(trial.user_attrs.get("sampler_seed", ""))}
 
         def callbacks(run):
             trial.set_user_attr("mlflow_run_id", run.id)

@@ -42,6 +42,10 @@ def tune(exp: Experiment, tracking: str | None = None, experiment: str | None = 
         raise UserError(f"--study: names one study but this tunes {len(cells)}; add --model and --task")
     spaces = {c.model: load_space(c.model, [m for m in exp.first_seed() if m.model == c.model], space)
               for c in cells}  # checked first
+    for model, params in spaces.items():  # a value the command pins and the study searches: one must give way
+        for key in set(exp.set_keys) & {p.key for p in params}:
+            raise UserError(f"--set {key}: the study searches {key} ({model}'s search space), so the value given "
+                            f"would be replaced; drop the --set, or give a --space without {key}")
     uri = tracking_uri(tracking, exp.stores.tracking_uri)
     url = storage_url(storage, uri, exp.stores.optuna_storage)
     open_storage(url)  # a bad URL or an unreachable database stops here, before anything is recorded
@@ -54,7 +58,7 @@ def tune(exp: Experiment, tracking: str | None = None, experiment: str | None = 
         name = study or study_name(exp.name, cell)
         if parent_run:  # a worker process started by tune_study below
             objective = make_objective(store, cell, spaces[cell.model], exp.name, parent_run)
-            _, lines = run_worker(name, url, cell, objective, budget, budget.trials, store, worker=worker_index,
+            _, lines = run_worker(name, url, cell, objective, budget, budget.trials, store,
                                   timeout=timeout, say=lambda m: print(f"[worker {worker_index}] {m}", flush=True))
         else:
             worker_args = [*exp.origin, *_flags(trials=trials, pruner=pruner, timeout=timeout, space=space,

@@ -1,6 +1,7 @@
 """A worker's loop on one study: count then ask under the study's lock, run the trial, tell, repeat."""
 from __future__ import annotations
 
+import hashlib
 import time
 import warnings
 
@@ -15,7 +16,20 @@ class TrialFailed(Exception):
     """The trial's run crashed or diverged; the study records it as FAIL and goes on."""
 
 
-def make_study(name: str, url: str, tune: TuneConfig, worker: int = 0, epochs: int = 1):
+def trial_seed(sampler_seed: int, study: str, number: int) -> int:
+    """The sampler's seed for the study's trial `number`: one of its own for every trial, whoever asks for it (any
+    process, worker or top-up), so trials draw distinct parameters, and the same study asks them again."""
+    digest = hashlib.sha256(f"{sampler_seed}:{study}:{number}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def sampler(seed: int):
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def make_study(name: str, url: str, tune: TuneConfig, epochs: int = 1):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -23,7 +37,7 @@ def make_study(name: str, url: str, tune: TuneConfig, worker: int = 0, epochs: i
               "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs),
               "none": optuna.pruners.NopPruner}[tune.pruner]()
     study = optuna.create_study(study_name=name, storage=open_storage(url), direction="minimize", load_if_exists=True,
-                                sampler=optuna.samplers.TPESampler(seed=tune.sampler_seed + worker), pruner=pruner)
+                                sampler=sampler(tune.sampler_seed), pruner=pruner)  # reseeded per trial
     if study.metric_names != ["val_loss"]:
         with warnings.catch_warnings():  # experimental in some versions
             warnings.simplefilter("ignore")
@@ -82,7 +96,7 @@ def fail_dead_trials(study) -> int:
 
 
 def run_worker(study_name: str, url: str, cell: Cell, objective, tune: TuneConfig, trials: int, store,
-               worker: int = 0, timeout: float | None = None, say=print):
+               timeout: float | None = None, say=print):
     """Run trials until the study holds `trials` COMPLETE/PRUNED ones (failed ones are retried).
 
     Returns the study and one line for each trial of this worker that failed (crashed or diverged); it stops
@@ -93,7 +107,7 @@ def run_worker(study_name: str, url: str, cell: Cell, objective, tune: TuneConfi
 
     from suite.cluster import reap_stale_runs, worker_id
 
-    study = make_study(study_name, url, tune, worker, cell.train.epochs)
+    study = make_study(study_name, url, tune, cell.train.epochs)
     started, failures, failed = time.monotonic(), 0, []
     while timeout is None or time.monotonic() - started < timeout:
         with claim_lock(url, study_name):  # count then ask, atomically, so K workers stop at exactly `trials`
@@ -104,8 +118,13 @@ def run_worker(study_name: str, url: str, cell: Cell, objective, tune: TuneConfi
             n = counted(study)
             if not n["WAITING"] and sum(n[s] for s in COUNTED) >= trials:
                 break
-            trial = study.ask()  # a retried (WAITING) trial first
+            # Seeded by the trial's number (the count, under the lock): two processes, or a top-up, seeded alike
+            # would otherwise draw the same parameters again (TPE's first trials are random draws).
+            seed = trial_seed(tune.sampler_seed, study_name, sum(n.values()))
+            study.sampler = sampler(seed)
+            trial = study.ask()  # a retried (WAITING) trial first, with its own parameters
             trial.set_user_attr("worker", worker_id())
+            trial.set_user_attr("sampler_seed", seed)
         try:
             with trial_heartbeat(trial, study):
                 value = objective(trial)
