@@ -45,7 +45,7 @@ def overall_block(outcomes, banner: str = "", found=(), recipe=None) -> str:
     what the recipe searches found; `recipe`: their settings)."""
     from suite.overall import HEADERS, headline, notes, recipes, table_rows
     from suite.recipe import WINDOW
-    from suite.robustness import SHARE_TEXT, budgets, robust_share, sentence, windows
+    from suite.robustness import SHARE_TEXT, budgets, edge_note, robust_share, sentence, windows
 
     runs = outcome_runs(outcomes)
     kind = next(iter(recipes(boards(runs))), None)
@@ -70,6 +70,7 @@ def overall_block(outcomes, banner: str = "", found=(), recipe=None) -> str:
                       [w["model"], w["setting"].label, w["chosen"], w["window"],
                        "–" if w["width"] is None else f"×{w['width']:.3g}", f"{share[w['model']]:.2f}"]
                       for w in windows(list(found))], left={0, 1, 2, 3})]
+        lines += [note] if (note := edge_note(list(found))) else []
     return "\n".join(lines)
 
 

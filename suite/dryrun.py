@@ -46,6 +46,7 @@ def dry_run(cells: list[Cell], uri: str, experiment: str, pack, force: bool, reu
           f"{hms(sum(walls))} with {pack.jobs} job(s) at once ({hms(sum(each))} one at a time)"
           + ("\nphases, each packed on its own: " + ", ".join(f"{phase[0].phase} {hms(w)} ({len(phase)} runs)"
                                                                for phase, w in zip(laid, walls, strict=True))
+             + (f"; the recipe search {sum(walls[:-1]) / walls[-1]:.2f}x the scored cells" if walls[-1] else "")
              if len(laid) > 1 else "")
           + f"\n{len(prices)} settings: {hows.count('timed')} timed, {hows.count('shared')} share a timed one's shapes "
           f"and length, {hows.count('extrapolated')} extrapolated (marked: linearly in T, low for attention)"

@@ -111,7 +111,7 @@ def recipe_of(chosen: dict, cells: list[Cell], set_keys: list[str], source: str)
     every model's grid must make a valid cell."""
     cfg = recipe.pin(validated_section(RecipeConfig, chosen, "recipe", source), set_keys)
     models = list(dict.fromkeys(c.model for c in cells))
-    recipe.check(cfg, models, sorted({c.seed for c in cells}), source)
+    recipe.check(cfg, sorted({c.seed for c in cells}), source)
     for model in models:
         first = next(c for c in cells if c.model == model)
         for path, value in {(k, json.dumps(v)) for point in recipe.grid(cfg, model) for k, v in point.items()}:

@@ -87,7 +87,7 @@ def overall(boards: list[Board], detail: bool = True, recipe: str | None = None)
     each contender over each other (the report's; the terminal leaves them out). Intervals are bootstrapped from
     MIN_SEEDS seeds per setting on."""
     recipe = recipe or next(iter(recipes(boards)), None)
-    rows = {(b.setting, r.label): r for b in boards for r in b.rows
+    rows = {(b.setting, r.contender): r for b in boards for r in b.rows
             if _seed_scores(r) and (r.tuned or r.recipe == recipe)}
     labels = list(dict.fromkeys(label for _, label in rows))
     settings = list(dict.fromkeys(s for s, _ in rows))

@@ -26,6 +26,7 @@ from pydantic.dataclasses import dataclass
 
 from suite.config import Cell
 from suite.errors import UserError
+from suite.models import MODELS
 from suite.schema import STRICT, NonNegInt, Share
 from tasks.base import TEST_SEED, VAL_SEED
 
@@ -58,7 +59,7 @@ def grid(cfg: RecipeConfig, model: str) -> list[dict]:
     return [dict(zip(paths, combo, strict=True)) for combo in itertools.product(*axes)]
 
 
-def check(cfg: RecipeConfig, models: list[str], seeds: list[int], source: str):
+def check(cfg: RecipeConfig, seeds: list[int], source: str):
     """What the settings alone can tell: sections and keys the rungs leave free, values, rungs rising, the seed."""
     for where, spec in [("recipe.search", cfg.search), *((f"recipe.models.{m}", g) for m, g in cfg.models.items())]:
         for section, keys in spec.items():
@@ -72,8 +73,8 @@ def check(cfg: RecipeConfig, models: list[str], seeds: list[int], source: str):
                     raise UserError(f"{source}: {where}.{section}.{key}: expected a list of distinct values "
                                     f"(got {values!r})")
     for model in cfg.models:
-        if model not in models:
-            raise UserError(f"{source}: recipe.models.{model}: not a model of this experiment ({', '.join(models)})")
+        if model not in MODELS:
+            raise UserError(f"{source}: recipe.models.{model}: unknown model; known: {', '.join(MODELS)}")
     if cfg.rungs != sorted(set(cfg.rungs)):
         raise UserError(f"{source}: recipe.rungs: expected rising shares of the epochs (got {cfg.rungs})")
     if cfg.seed in seeds or cfg.seed in (VAL_SEED, TEST_SEED):
@@ -216,6 +217,12 @@ class Found:
     def window(self, within: float = WINDOW) -> list[str]:
         """The points whose score is within `within` of the best (Found.below), in grid order."""
         return [p for p in self.points if self.scores.get(p) and self.below(p) <= within]
+
+    def at_edge(self, key: str = "train.lr") -> bool:
+        """The chosen point lies at an end of the grid along `key` (the best may lie beyond it)."""
+        values = sorted({json.loads(p).get(key) for p in self.points} - {None})
+        chosen = json.loads(self.chosen).get(key) if self.chosen else None
+        return len(values) > 1 and chosen in (values[0], values[-1])
 
     def width(self, within: float = WINDOW, key: str = "train.lr") -> float | None:
         """The window's span along `key` as a factor (max / min of its values there; 1: one value), None when the

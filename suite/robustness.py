@@ -98,10 +98,20 @@ def windows(found: list[Found], within: float = WINDOW) -> list[dict]:
     rows = []
     for f in found:
         window = f.window(within)
-        rows.append({"model": f.model, "setting": f.setting, "chosen": label(json.loads(f.chosen)) if f.chosen else "–",
+        chosen = label(json.loads(f.chosen)) + (" (edge)" if f.at_edge() else "") if f.chosen else "–"
+        rows.append({"model": f.model, "setting": f.setting, "chosen": chosen, "edge": f.at_edge(),
                      "window": labels([json.loads(p) for p in window]), "width": f.width(within),
                      "in_window": len(window), "points": len(f.points), "found": f})
     return rows
+
+
+def edge_note(found: list[Found]) -> str:
+    """A line when searches chose an end of their learning-rate grid: the best may lie beyond it."""
+    edges = [f for f in found if f.at_edge()]
+    if not edges:
+        return ""
+    return (f"{len(edges)} of {len(found)} searches chose an end of the learning-rate grid (marked edge): the best "
+            "may lie beyond it; a wider recipe.search would tell.")
 
 
 def robust_share(found: list[Found], within: float = WINDOW) -> dict[str, float]:
@@ -118,6 +128,11 @@ def drop(found: list[Found], model: str, within: float = WINDOW) -> float | None
     minus the worst in-window point's score there); None without a search."""
     drops = [max((f.below(p) for p in f.window(within)), default=0.0) for f in found if f.model == model]
     return sum(drops) / len(drops) if drops else None
+
+
+def _small(value: float) -> str:
+    """A score difference: three decimals, or two significant digits below 0.01 (0.0012 against 0.00087)."""
+    return fmt(value, "ratio") if abs(value) >= 0.01 or value == 0 else f"{value:.2g}"
 
 
 def phrase(o: Overall, recipe: str | None) -> str:
@@ -149,15 +164,15 @@ def sentence(found_budgets: list[Budget], recipe: str | None, found: list[Found]
     else:
         text += f"; not settled at this budget: at ½ of it, {half.text}"
     if full.leaders and len(full.leaders) == 1 and found:
-        lost = drop(found, full.leaders[0], within)
+        lost = drop(found, o.contenders[0].model, within)
         best, second = o.contenders[0], o.contenders[1] if len(o.contenders) > 1 else None
         if lost is not None and second is not None:
             margin = best.iqm - second.iqm
             text += (f"; within its learning-rate window every recipe keeps the lead (a recipe there costs it at "
-                     f"most {fmt(lost, 'ratio')} of score on the search's runs, its lead over {second.label} is "
-                     f"{fmt(margin, 'ratio')})" if lost < margin else
-                     f"; the lead hangs on the recipe: a recipe within its window costs it up to {fmt(lost, 'ratio')} "
-                     f"of score on the search's runs, more than its lead over {second.label} ({fmt(margin, 'ratio')})")
+                     f"most {_small(lost)} of score on the search's runs, its lead over {second.label} is "
+                     f"{_small(margin)})" if lost < margin else
+                     f"; the lead hangs on the recipe: a recipe within its window costs it up to {_small(lost)} of "
+                     f"score on the search's runs, more than its lead over {second.label} ({_small(margin)})")
     if shared is not None:
         same = shared.leaders is not None and full.leaders is not None and shared.leaders[0] == full.leaders[0]
         text += f"; {phrase(shared.overall, 'pinned')} " + (

@@ -116,6 +116,12 @@ class Row:
         return f"{self.name} (tuned)" if self.tuned else self.name
 
     @property
+    def contender(self) -> str:
+        """Its name in the answer, which takes one recipe at a time (suite/overall.py): the label but the recipe."""
+        name = f"{self.model} · {self.init}" if self.show_init else self.model
+        return f"{name} (tuned)" if self.tuned else name
+
+    @property
     def lr(self) -> str:
         """The learning rate (and weight decay, where not 0) its runs trained at, as the boards show it."""
         found = {(r.params.get("train.lr"), r.params.get("train.weight_decay")) for r in self.runs.values()}

@@ -34,6 +34,15 @@ def _quiet(call, *args, **kwargs):
         return call(*args, **kwargs)
 
 
+def iqm(scores: np.ndarray) -> float:
+    """rliable's aggregate_iqm (scipy's trim_mean, 25% off each end of every score) as scipy computes it, less
+    scipy's argument handling, 20x its cost here: each interval draws it 2,000 times, the answer at each budget
+    three times over. The same number, bit for bit (tests/test_overall.py)."""
+    flat = np.asarray(scores).ravel()
+    cut = int(0.25 * flat.size)
+    return float(np.mean(np.partition(flat, (cut, flat.size - cut - 1))[cut:flat.size - cut]))
+
+
 def intervals(scores: dict[str, np.ndarray], bootstrap: bool = True) -> dict[str, dict]:
     """name -> {"iqm", "iqm_ci", "mean", "mean_ci"}; scores: name -> (seeds x settings) matrix. Without
     `bootstrap` (too few seeds for an interval) the points alone, the intervals None."""
@@ -45,7 +54,7 @@ def intervals(scores: dict[str, np.ndarray], bootstrap: bool = True) -> dict[str
     library, metrics = _rly()
 
     def both(x):
-        return np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)])
+        return np.array([iqm(x), metrics.aggregate_mean(x)])
 
     point, ci = _quiet(library.get_interval_estimates, scores, both, reps=REPS,
                        random_state=np.random.RandomState(0))

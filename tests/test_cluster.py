@@ -66,6 +66,7 @@ def test_three_workers_on_one_postgres_study_reach_exactly_n(postgres, mlflow_se
     states = Counter(t.state.name for t in trials)
     assert states["COMPLETE"] + states["PRUNED"] == 7 and states["RUNNING"] == states["WAITING"] == 0, states
     assert len({t.number for t in trials}) == len(trials)  # no duplicate trial numbers
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 7  # and no repeated parameters
     assert len({t.user_attrs["worker"] for t in trials}) >= 2  # the workers shared the work
     runs = runs_of(mlflow_server.url, "c-three")
     parents = [r for r in runs if r.data.tags.get("rnnbench_role") == "study"]

@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.slow  # a minute: every section of the check, on the CPU
 def test_the_gpu_check_runs_without_mlflow_or_optuna_and_writes_one_summary(tmp_path):
+    import torch
+
     blocked = tmp_path / "blocked"
     blocked.mkdir()
     for name in ("mlflow", "optuna", "optuna_integration"):  # what the GPU machine does not have
@@ -28,8 +30,12 @@ def test_the_gpu_check_runs_without_mlflow_or_optuna_and_writes_one_summary(tmp_
         assert [k["computes"] for k in r["kernels"]] == ["float32"]
     lstm = {r["precision"]: r for r in summary["precision"]}  # the CPU's oneDNN LSTM kernel, in each precision
     assert set(lstm) == {"bf16-mixed", "16-mixed", "32-true"} and lstm["32-true"]["auto"]
-    assert all(r["kernel"] == "mkldnn_rnn_layer" and r["computes_as_claimed"] for r in lstm.values())
-    assert lstm["bf16-mixed"]["input"] == "bfloat16" and lstm["16-mixed"]["weight"] == "float16"
+    for precision, r in lstm.items():  # 32-true everywhere; bf16 and float16 where this CPU's oneDNN has them
+        if r["kernel"] or precision == "32-true" or torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            assert r["kernel"] == "mkldnn_rnn_layer" and r["computes_as_claimed"], r
+        else:  # a row that says so in one line; the check stays ok (auto picks 32-true on the CPU)
+            assert r["error"] and "\n" not in r["error"] and not r["samples_per_s"]
+    assert lstm["bf16-mixed"]["input"] in ("bfloat16", None) and lstm["16-mixed"]["weight"] in ("float16", None)
     assert lstm["32-true"]["samples_per_s"] and not lstm["32-true"]["error"]  # the others: as this CPU's oneDNN allows
     assert all(bool(r["samples_per_s"]) != bool(r["error"]) for r in lstm.values())
     assert sum(r.get("fastest", False) for r in lstm.values()) == 1

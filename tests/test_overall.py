@@ -15,20 +15,38 @@ from tests.test_report import LAYOUT, browse
 LENGTHS = (10, 20, 30, 40, 50, 60)  # six settings: enough for Friedman's test and the critical difference
 
 
-def write(client, experiment_id, model, T, seed, ratio, seconds=10.0, solved=None, status="FINISHED"):
-    """One finished cell of adding at length T whose test loss is `ratio` of the chance loss."""
+def write(client, experiment_id, model, T, seed, ratio, seconds=10.0, solved=None, status="FINISHED", tags=None,
+          lr=0.001, **more):
+    """One finished cell of adding at length T whose test loss is `ratio` of the chance loss (more metrics: `more`)."""
+    from mlflow.entities import Metric, Param
+
     chance = 1 / 6
     run = client.create_run(experiment_id, tags={"rnnbench_role": "cell", "model": model, "task": "adding",
                                                  "seq_len": str(T), "seed": str(seed), "profile": "test",
-                                                 "data_source": "synthetic", "init": "torch"})
+                                                 "data_source": "synthetic", "init": "torch", **(tags or {})})
     metrics = {"test_loss": ratio * chance, "test_mse": ratio * chance, "chance_loss": chance, "test_vs_chance": ratio,
                "n_params": 1000.0, "train_samples_per_s": 1000.0 / seconds, "epoch_time_s": seconds / 2,
-               "epochs_trained": 2.0, "peak_mem_mb": 500.0}
+               "epochs_trained": 2.0, "peak_mem_mb": 500.0, **more}
     if solved is not None:
         metrics["solved"] = float(solved)
-    for key, value in metrics.items():
-        client.log_metric(run.info.run_id, key, value)
+    client.log_batch(run.info.run_id, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()],
+                     params=[Param("train.lr", str(lr))])
     client.set_terminated(run.info.run_id, status)
+
+
+def search(client, experiment_id, model, T, losses):
+    """A recipe search's runs on adding T: `losses` maps each lr to its validation loss by rung (in chance units)."""
+    from mlflow.entities import Metric
+
+    for lr, by_rung in losses.items():
+        for rung, loss in enumerate(by_rung):
+            run = client.create_run(experiment_id, tags={
+                "rnnbench_role": "recipe", "recipe": "candidate", "recipe_search": f"{model}-{T}", "recipe_rung": str(rung),
+                "recipe_point": json.dumps({"train.lr": lr}), "model": model, "task": "adding", "seq_len": str(T),
+                "seed": "1000"})
+            client.log_batch(run.info.run_id, metrics=[Metric("val_loss", loss / 6, 0, 0),
+                                                      Metric("chance_loss", 1 / 6, 0, 0)])
+            client.set_terminated(run.info.run_id, "FINISHED")
 
 
 def report(store, name, tmp_path, fill):
@@ -129,12 +147,18 @@ def test_the_overall_section_lays_out_at_desktop_and_phone_width(store, tmp_path
             pytest.fail("chromium is missing in CI (.ci/run installs it)")
         pytest.skip("chromium not installed (apt-get install chromium); CI runs this test")
 
-    def fill(client, experiment):
+    def fill(client, experiment):  # each model at its own lr (a search each) and at one shared lr
         rng = np.random.RandomState(3)
         for T in LENGTHS:
-            for seed in range(3):
-                for i, model in enumerate(("rnn", "lstm", "gru", "attn_rnn")):
-                    write(client, experiment, model, T, seed, 0.2 + 0.15 * i + 0.05 * rng.rand(), seconds=5 + 10 * i)
+            for i, model in enumerate(("rnn", "lstm", "gru", "attn_rnn")):
+                search(client, experiment, model, T, {3e-4: [0.9], 1e-3: [0.5, 0.4], 3e-3: [0.45, 0.35], 1e-2: [0.8]})
+                point = {"recipe": "searched", "recipe_search": f"{model}-{T}", "recipe_point": '{"train.lr": 0.003}'}
+                for seed in range(3):
+                    ratio = 0.2 + 0.15 * i + 0.05 * rng.rand()
+                    write(client, experiment, model, T, seed, ratio, seconds=5 + 10 * i, tags=point, lr=0.003,
+                          **{"test_loss_at_0.25": (ratio + 0.3) / 6, "test_loss_at_0.5": (ratio + 0.1) / 6})
+                    write(client, experiment, model, T, seed, min(ratio + 0.2, 1.0), seconds=5 + 10 * i,
+                          tags={"recipe": "pinned"}, lr=0.003)
 
     out, _ = report(store, f"t-overall-layout-{width}", tmp_path, fill)
     expression = LAYOUT.replace("return JSON.stringify({problems, broken, banners});",
@@ -144,7 +168,10 @@ def test_the_overall_section_lays_out_at_desktop_and_phone_width(store, tmp_path
     found = json.loads(found)
     assert errors == [] and found["problems"] == [] and found["broken"] == [], found
     assert {s.rsplit("/", 1)[1] for s in found["svgs"]} == {"overall-scores.svg", "overall-profile.svg",
-                                                            "overall-frontier.svg", "overall-cd.svg"}
+                                                            "overall-frontier.svg", "overall-cd.svg",
+                                                            *(f"lr-adding-t-{T}.svg" for T in LENGTHS)}
+    page = (out / "index.html").read_text()
+    assert 'id="robustness"' in page and 'id="budgets"' in page and 'id="recipes"' in page and 'id="shared-lr"' in page
 
 
 def test_a_profiles_banner_comes_before_any_number():
@@ -155,3 +182,15 @@ def test_a_profiles_banner_comes_before_any_number():
     assert load_experiment("cpu", announce=None).banner.startswith("cpu profile: a small CPU budget")
     block = overall_block([], profile_banner("smoke")).splitlines()
     assert block[1:3] == ["Overall", f"** {profile_banner('smoke')} **"]
+
+
+def test_the_interquartile_mean_is_rliables_bit_for_bit():
+    import numpy as np
+    from rliable import metrics
+
+    from suite.uncertainty import iqm
+
+    rng = np.random.RandomState(0)
+    for shape in [(1, 1), (2, 3), (3, 4), (3, 15), (10, 20), (301, 16)]:
+        x = rng.rand(*shape).round(rng.randint(1, 4))  # ties too
+        assert iqm(x) == metrics.aggregate_iqm(x)

@@ -1,6 +1,7 @@
 """train.precision: what auto picks, what a network computes in, and 16-mixed's loss scaling (suite/precision.py)."""
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from suite.models import MODELS
@@ -17,23 +18,28 @@ def test_fused_models_are_told_apart_by_the_kernels_their_backbones_hold():
 
 def test_the_kernel_probe_reads_what_the_fused_kernel_is_given():
     lstm = torch.nn.LSTM(3, 4, batch_first=True)
-    fp32, bf16 = kernel_dtypes(lstm, "32-true", "cpu"), kernel_dtypes(lstm, "bf16-mixed", "cpu")
-    assert fp32 == {"kernel": "mkldnn_rnn_layer", "computes": "float32", "input": "float32", "weight": "float32",
-                    "output": "float32"}
-    assert bf16["kernel"] == "mkldnn_rnn_layer" and bf16["computes"] == bf16["weight"] == "bfloat16"
+    assert kernel_dtypes(lstm, "32-true", "cpu") == {"kernel": "mkldnn_rnn_layer", "computes": "float32",
+                                                     "input": "float32", "weight": "float32", "output": "float32"}
     gru = kernel_dtypes(torch.nn.GRU(3, 4, batch_first=True), "bf16-mixed", "cpu")  # the CPU composes GRU
     assert gru["kernel"] is None and gru["computes"] == gru["output"]
+
+
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(),
+                    reason="this CPU has no oneDNN bfloat16 (AVX512-BF16 or AMX): its fused LSTM takes no bfloat16")
+def test_the_kernel_probe_reads_a_bfloat16_fused_kernel():
+    bf16 = kernel_dtypes(torch.nn.LSTM(3, 4, batch_first=True), "bf16-mixed", "cpu")
+    assert bf16["kernel"] == "mkldnn_rnn_layer" and bf16["computes"] == bf16["weight"] == "bfloat16"
 
 
 def test_compute_dtypes_records_the_first_forward_only():
     from suite.models.network import Network
 
-    net = Network("lstm", MODELS["lstm"].Config(hidden_size=8), 3, 4, every_step=False)
+    net = Network("rnn", MODELS["rnn"].Config(hidden_size=8), 3, 4, every_step=False)  # composed on any CPU
     with torch.autocast("cpu", torch.bfloat16):
         watch = ComputeDtypes(net)
         net(torch.randn(2, 5, 3))
     net(torch.randn(2, 5, 3))  # a float32 forward after the hooks are gone
-    assert watch.summary() == "LSTM bfloat16 · Linear bfloat16" and watch.hooks == []
+    assert watch.summary() == "RNN_TANH bfloat16 · Linear bfloat16" and watch.hooks == []
 
 
 def test_a_16_mixed_step_scales_the_loss_and_takes_the_step_an_unscaled_one_takes():

@@ -2,6 +2,7 @@
 the learning-rate windows and the robustness sentence; and the one shared learning rate still answerable."""
 import json
 import math
+import re
 
 import pytest
 from mlflow import MlflowClient
@@ -61,7 +62,7 @@ def test_a_search_runs_its_rungs_on_its_own_seed_and_names_the_scored_cells():
     (["recipe.search.train.lr=[0.001,0.001]"], "expected a list of distinct values"),
     (["recipe.search.train.lr=[-0.1,0.01]"], "train.lr: Input should be greater than 0"),
     (["recipe.rungs=[0.5,0.25]"], "recipe.rungs: expected rising shares"),
-    (["recipe.models.mamba.train.lr=[0.001]"], "recipe.models.mamba: not a model of this experiment"),
+    (["recipe.models.mambo.train.lr=[0.001]"], "recipe.models.mambo: unknown model"),
     (["recipe.keep=2"], "recipe.keep: Input should be less than or equal to 1"),
 ])
 def test_a_bad_recipe_is_one_line_before_anything_runs(tmp_path, monkeypatch, capsys, sets, expected):
@@ -84,6 +85,7 @@ def test_the_window_compares_each_point_at_the_rung_it_reached():
     assert f.window() == [f.points[1], f.points[2]]  # b at 1/2 is 0.02 below c; a at 1/4 is 0.40 below c's 0.90
     assert f.width() == pytest.approx(3.0)
     assert robust_share([f]) == {"gru": 0.5} and drop([f], "gru") == pytest.approx(0.02)
+    assert not f.at_edge() and _found("gru", {"a": [0.5], "d": [0.9]}, "d").at_edge()  # the best may lie beyond
     flat = _found("lstm", {"a": [0.99], "b": [1.0, 1.0], "c": [1.0, 1.0], "d": [0.97]}, "b")
     assert len(flat.window()) == 4 and flat.width() == pytest.approx(1e-2 / 3e-4)
 
@@ -192,3 +194,14 @@ def test_a_benchmark_searches_each_models_recipe_then_scores_its_seeds_there(in_
     assert "(own lr)" in page and "(shared lr)" in page
     summary = open("site-recipe/summary.md").read()
     assert result["robustness"] in summary and "Learning-rate windows" in summary
+
+
+def test_the_dry_run_prices_the_search_phase_by_phase_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["benchmark", *TINY, "--tracking-uri", f"sqlite:///{tmp_path}/m.db", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "lstm · adding T=10 · lr 0.0003" in out and "a point the rung before keeps" in out
+    assert "(at the point the search picks)" in out and "18 runs: 0 finished, 18 to train" in out
+    assert re.search(r"phases, each packed on its own: recipe rung 1 \S+ \(8 runs\), recipe rung 2 \S+ \(4 runs\), "
+                     r"scored \S+ \(6 runs\); the recipe search \d\.\d\dx the scored cells", out), out
+    assert list(tmp_path.iterdir()) == []

@@ -40,8 +40,8 @@ def overall_section(boards: list[Board], by_role: dict, horizons: dict, out: Pat
     kinds = answer.recipes(boards)
     cells, o = by_role.get(Role.CELL, []), answer.overall(boards, recipe=next(iter(kinds), None))
     verdicts = robustness.budgets(cells, planned, next(iter(kinds), None), full=o)
-    shared = robustness.budgets(cells, planned, "pinned")[-1] if kinds[:2] == ["searched", "pinned"] else None
-    shared = shared if shared is not None and not shared.overall.reason else None
+    shared = answer.overall(boards, detail=False, recipe="pinned") if kinds[:2] == ["searched", "pinned"] else None
+    shared = None if shared is None or shared.reason else robustness.Budget(1.0, shared, answer.leaders(shared))
     order = {b.setting: i for i, b in enumerate(boards)}
     found = sorted(robustness.found_in(by_role.get(Role.RECIPE, []), [r for b in boards for row in b.rows
                                                                      for r in row.runs.values()]),
@@ -51,7 +51,7 @@ def overall_section(boards: list[Board], by_role: dict, horizons: dict, out: Pat
                "budgets": [{"share": b.share, "budget": robustness.SHARE_TEXT[b.share], "leads": b.text,
                             "iqm": b.overall.contenders[0].iqm if b.overall.contenders else None} for b in verdicts],
                "settled": robustness.settled(verdicts), "windows": robustness.windows(found),
-               "robust": robustness.robust_share(found), "window": WINDOW,
+               "robust": robustness.robust_share(found), "window": WINDOW, "edge": robustness.edge_note(found),
                "shared": None if shared is None else {"phrase": robustness.phrase(shared.overall, "pinned"),
                                                       "headline": answer.headline(shared.overall),
                                                       "rows": answer.table_rows(shared.overall)},
@@ -169,7 +169,8 @@ def write_results(path: Path, boards: list[Board], section: dict, experiments: l
               "budgets": [{k: b[k] for k in ("share", "leads", "iqm")} for b in section["budgets"]],
               "settled": section["settled"],
               "recipes": {"window": section["window"], "robust_share": section["robust"], "searches": [
-                  {"model": w["model"], "setting": w["setting"].label, "chosen": w["chosen"], "window": w["window"],
+                  {"model": w["model"], "setting": w["setting"].label, "chosen": w["chosen"], "edge": w["edge"],
+                   "window": w["window"],
                    "width": w["width"], "scores": w["found"].scores, "val_losses": w["found"].losses}
                   for w in section["windows"]]},
               "shared_lr": section["shared"],

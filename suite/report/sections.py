@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -125,7 +126,7 @@ def attention_section(client, board: Board, out: Path, tmp: str) -> list[dict]:
         seed, run = sorted(row.runs.items())[0]
         path = _download(client, run, "attention.png", tmp)
         if path:
-            name = f"img/{board.setting.slug}-{row.label.replace(' ', '-').strip('()')}-attention.png"
+            name = f"img/{board.setting.slug}-{re.sub(r'[^a-z0-9_]+', '-', row.label.lower()).strip('-')}-attention.png"
             shutil.copyfile(path, out / name)
             found.append({"img": name, "run": run, "label": row.label, "seed": seed})
     return found
