@@ -76,6 +76,13 @@ def chance_line(ax, value: float | None, what: str = "chance"):
         ax.axhline(value, color="0.35", linestyle="--", linewidth=1, label=what, zorder=1).set_gid("chance-line")
 
 
+def legend(ax, size: str = "small"):
+    """A board's legend: one column, or three in a smaller font where it names many rows (a store with runs at
+    both recipes, or tuned ones, doubles them), so that it still fits the axes."""
+    many = len(ax.get_legend_handles_labels()[1]) > 12
+    ax.legend(fontsize="xx-small" if many else size, ncol=3 if many else 1)
+
+
 def with_titles(path: Path, titles: dict[str, str]):
     """SVG <title> tooltips on the groups whose gid is a key (no JavaScript: the browser shows them on hover)."""
     from html import escape
@@ -135,7 +142,7 @@ def plot_curves(board: Board, histories: dict, x_key: str, path: Path, chance: f
 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    legend(ax)
     fig.tight_layout()
     save_svg(fig, path)
     return True
@@ -196,7 +203,7 @@ def plot_size(board: Board, path: Path, chance: float | None = None) -> bool:
         ax.set_yscale("log")
         plain_log(ax.yaxis)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    legend(ax)
     fig.tight_layout()
     save_svg(fig, path)
     with_titles(path, titles)
