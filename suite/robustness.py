@@ -97,9 +97,9 @@ def windows(found: list[Found], within: float = WINDOW) -> list[dict]:
     window's width along lr, and each point's scores by rung (for the plot)."""
     rows = []
     for f in found:
-        window = f.window(within)
-        chosen = label(json.loads(f.chosen)) + (" (edge)" if f.at_edge() else "") if f.chosen else "–"
-        rows.append({"model": f.model, "setting": f.setting, "chosen": chosen, "edge": f.at_edge(),
+        window, edge = f.window(within), f.at_edge()
+        chosen = label(json.loads(f.chosen)) + (" (edge)" if edge else "") if f.chosen else "–"
+        rows.append({"model": f.model, "setting": f.setting, "chosen": chosen, "edge": edge,
                      "window": labels([json.loads(p) for p in window]), "width": f.width(within),
                      "in_window": len(window), "points": len(f.points), "found": f})
     return rows

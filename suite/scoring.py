@@ -106,10 +106,14 @@ class Row:
     registered: list = field(default_factory=list)  # its runs' Model Registry versions (attached by the report)
 
     @property
+    def _model(self) -> str:
+        return f"{self.model} · {self.init}" if self.show_init else self.model
+
+    @property
     def name(self) -> str:
         """The model, its init scheme where the board holds several, and its recipe where it holds both."""
-        name = f"{self.model} · {self.init}" if self.show_init else self.model
-        return name + ({"searched": " (own lr)", "pinned": " (shared lr)"}.get(self.recipe, "") * self.show_recipe)
+        return self._model + ({"searched": " (own lr)", "pinned": " (shared lr)"}.get(self.recipe, "")
+                              * self.show_recipe)
 
     @property
     def label(self) -> str:
@@ -118,8 +122,7 @@ class Row:
     @property
     def contender(self) -> str:
         """Its name in the answer, which takes one recipe at a time (suite/overall.py): the label but the recipe."""
-        name = f"{self.model} · {self.init}" if self.show_init else self.model
-        return f"{name} (tuned)" if self.tuned else name
+        return f"{self._model} (tuned)" if self.tuned else self._model
 
     @property
     def lr(self) -> str:

@@ -41,18 +41,17 @@ def precision_rows(cells: list, device: str, steps: int) -> list[dict]:
         auto_pick = auto(model, device)
         rnn = MODELS[model](4, MODELS[model].Config(hidden_size=16)).rnn.to(device)
         for precision in DTYPES:
+            speeds = {}
             try:  # oneDNN has no bfloat16 LSTM on a CPU without AVX512-BF16 or AMX: a row with the error
                 kernel, error = kernel_dtypes(rnn, precision, device), None
             except RuntimeError as exc:
-                kernel = {"kernel": None, "computes": None, "input": None, "weight": None, "output": None}
-                rows.append({"model": model, "precision": precision, "auto": precision == auto_pick, **kernel,
-                             "computes_as_claimed": False, "samples_per_s": {}, "error": one_line(exc)})
-                continue
-            try:
-                speeds = {c.label: fill.alone(on_device(c, device, precision=precision), device, steps)[
-                    "samples_per_s"] for c in cells if c.model == model}
-            except RuntimeError as exc:  # e.g. oneDNN has no float16 LSTM training kernel on many CPUs
-                speeds, error = {}, one_line(exc)
+                kernel, error = dict.fromkeys(("kernel", "computes", "input", "weight", "output")), one_line(exc)
+            if error is None:
+                try:
+                    speeds = {c.label: fill.alone(on_device(c, device, precision=precision), device, steps)[
+                        "samples_per_s"] for c in cells if c.model == model}
+                except RuntimeError as exc:  # e.g. oneDNN has no float16 LSTM training kernel on many CPUs
+                    error = one_line(exc)
             rows.append({"model": model, "precision": precision, "auto": precision == auto_pick, **kernel,
                          "computes_as_claimed": kernel["computes"] == DTYPES[precision], "samples_per_s": speeds,
                          "error": error})
