@@ -33,7 +33,7 @@ class Run:
         return self.tags.get(TAG, "other")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Setting:
     """A task at one length and variant: one leaderboard."""
 

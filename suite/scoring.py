@@ -128,9 +128,8 @@ class Row:
     def lr(self) -> str:
         """The learning rate (and weight decay, where not 0) its runs trained at, as the boards show it."""
         found = {(r.params.get("train.lr"), r.params.get("train.weight_decay")) for r in self.runs.values()}
-        found = sorted((lr, wd) for lr, wd in found if lr is not None)
-        return "; ".join(f"{float(lr):g}" + (f", wd {float(wd):g}" if wd and float(wd) else "") for lr, wd in found
-                         ) or "–"
+        return "; ".join(f"{float(lr):g}" + (f", wd {float(wd):g}" if wd and float(wd) else "")
+                         for lr, wd in sorted(p for p in found if p[0] is not None)) or "–"
 
     @property
     def studies(self) -> list[str]:
@@ -237,8 +236,7 @@ def boards(runs: list[Run], planned: set | None = None) -> list[Board]:
         row.show_init = len(inits[(setting, model, tuned, recipe)]) > 1
         row.show_recipe = len(recipes[(setting, model, tuned, init)]) > 1
     have = {(m, s, seed) for (s, m, *_, seed) in latest}
-    for model, setting, seed in sorted(planned or (), key=lambda c: (c[1].task, c[1].seq_len, c[1].variant, c[0],
-                                                                      c[2])):
+    for model, setting, seed in sorted(planned or (), key=lambda c: (c[1], c[0], c[2])):
         if (model, setting, seed) not in have:  # into the model's row there (searched first), else a row of its own
             mine = sorted((k for k in rows if k[:2] == (setting, model) and not k[2]), key=lambda k: k[4] != "searched")
             key = mine[0] if mine else (setting, model, False, "", "pinned")

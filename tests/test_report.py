@@ -503,3 +503,48 @@ def test_every_metric_plot_has_its_chance_line(site):
                                                                       "-loss.svg", "-horizon.svg"))]
     assert len(plots) >= 12
     assert [p.name for p in plots if 'id="chance-line"' not in p.read_text()] == []
+
+
+def test_a_rebuild_replaces_only_what_the_report_wrote(site, filled, tmp_path):
+    """A marker lists what a build wrote: the next build removes those files (a page gone from the store goes)
+    and nothing else, whoever made it."""
+    from suite.report.folder import MARKER
+
+    out = tmp_path / "site"
+    shutil.copytree(site, out)
+    theirs = {"img/holiday.jpg": b"\xff\xd8jpeg", "plots/thesis-figure.pdf": b"%PDF-1.7", "notes.txt": b"mine"}
+    for name, data in theirs.items():
+        (out / name).write_bytes(data)
+    (out / "task-gone.html").write_text("<p>a task no longer in the store</p>")
+    (out / MARKER).write_text((out / MARKER).read_text() + "task-gone.html\n")
+    assert main(["report", "--tracking-uri", filled, *SOURCES, "--out", str(out)]) == 0
+    assert {name: (out / name).read_bytes() for name in theirs} == theirs
+    assert not (out / "task-gone.html").exists() and (out / "index.html").is_file()
+    listed = (out / MARKER).read_text().splitlines()
+    assert "index.html" in listed and not set(theirs) & set(listed)
+
+
+@pytest.mark.parametrize("case", ["root", "artifacts", "file", "symlink loop", "foreign folder", "ui"])
+def test_an_output_folder_the_report_does_not_own_is_one_line_and_nothing_written(filled, tmp_path, capsys, case):
+    client = MlflowClient(filled)
+    run = client.search_runs([client.get_experiment_by_name(EXP).experiment_id], max_results=1)[0]
+    args = ["--out", str(tmp_path / "site")]
+    if case == "root":
+        args = ["--out", "/"]
+    elif case == "artifacts":
+        args = ["--out", str(Path(unquote(urlsplit(run.info.artifact_uri).path)))]
+    elif case == "file":
+        (tmp_path / "site").write_text("a file")
+    elif case == "symlink loop":
+        (tmp_path / "site").symlink_to(tmp_path / "site")
+    elif case == "foreign folder":
+        (tmp_path / "site").mkdir()
+        (tmp_path / "site" / "holiday.jpg").write_bytes(b"\xff\xd8")
+    else:
+        args += ["--mlflow-ui", "javascript:alert(1)"]
+    watched = Path(args[1]) if case in ("root", "artifacts") else tmp_path
+    before = sorted(p.name for p in watched.iterdir()) if watched.is_dir() else []
+    assert main(["report", "--tracking-uri", filled, *SOURCES, *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("--out: " if case != "ui" else "--mlflow-ui: ") in err, err
+    assert (sorted(p.name for p in watched.iterdir()) if watched.is_dir() else []) == before

@@ -13,9 +13,11 @@ import shutil
 import tempfile
 from collections import defaultdict
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from suite.errors import UserError
 from suite.report.answer import overall_section, write_results
+from suite.report.folder import claim, clear, seal
 from suite.report.plots import FONT, plot_speed
 from suite.report.references import attach_references, load_references, quoted
 from suite.report.sections import horizon_section, reproduction_rows, speed_rows, task_section
@@ -23,13 +25,9 @@ from suite.report.tables import annotate, banners, facts, write_csv
 from suite.roles import Role
 from suite.runs import find_experiments, open_store, planned_cells, read_runs, registered
 from suite.scoring import boards, unit_of
-from suite.stores import redact, ui_url, writable
+from suite.stores import redact, ui_url
 
 HERE = Path(__file__).resolve().parent
-OWNED = ("index.html", "speed.html", "style.css", "summary.md", "leaderboard.csv", "results.json", "plots",
-         "img")  # and task-*.html
-
-
 def _environment():
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -38,16 +36,6 @@ def _environment():
     env.globals["unit_of"] = unit_of  # a statistic's number format
     env.globals["quoted"] = quoted  # published figures in a line
     return env
-
-
-def _clear(out: Path):
-    """Remove what an earlier build wrote (only names the report owns), so no stale page survives."""
-    for name in [*OWNED, *(p.name for p in out.glob("task-*.html"))]:
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
 
 
 def write_site(uri: str, names: list[str] | None, profile: str | None, out: str | Path | None = None,
@@ -59,6 +47,9 @@ def write_site(uri: str, names: list[str] | None, profile: str | None, out: str 
 
     from tasks import TASKS
 
+    if ui and (urlsplit(ui).scheme not in ("http", "https") or not urlsplit(ui).hostname):
+        raise UserError(f"--mlflow-ui: {ui!r} is not an http(s) URL; give the MLflow UI's address, e.g. "
+                        "http://127.0.0.1:5000, or '' for no run links")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     client = open_store(uri)
     experiments = find_experiments(client, uri, names, profile, auto)
@@ -69,11 +60,9 @@ def write_site(uri: str, names: list[str] | None, profile: str | None, out: str 
     if ui is None:  # a tracking server serves its UI too; links never carry credentials
         ui = ui_url(uri)
     out = Path(out) if out else Path("reports") / re.sub(r"[^\w.-]+", "_", experiments[0].name)
-    writable(out, "--out")
-    out.mkdir(parents=True, exist_ok=True)
-    _clear(out)
-    (out / "plots").mkdir()
-    (out / "img").mkdir()
+    kept = clear(out, claim(out, experiments))  # only into a folder it owns, removing only what it wrote
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    (out / "img").mkdir(exist_ok=True)
     by_role = defaultdict(list)
     for r in runs:
         by_role[r.role].append(r)
@@ -120,6 +109,7 @@ def write_site(uri: str, names: list[str] | None, profile: str | None, out: str 
     write_csv(out / "leaderboard.csv", all_boards)
     write_results(out / "results.json", all_boards, verdict, experiments)
     shutil.copyfile(HERE / "templates" / "style.css", out / "style.css")
+    seal(out, kept)
     return out / "index.html"
 
 
