@@ -123,6 +123,8 @@ def overall(boards: list[Board], detail: bool = True, recipe: str | None = None)
         c.lr = [r.lr for r in mine]
         out.contenders.append(c)
     out.contenders.sort(key=lambda c: (-c.iqm, -c.mean, c.label))
+    if not any(m.any() for m in matrices.values()):  # nobody to call best: say what happened instead
+        out.reason = "every model scored 0 on every setting (each run failed or was no better than chance)"
     if detail:
         out.profile = uncertainty.profile(matrices, TAUS, bootstrap=out.intervals)
         out.improvement = uncertainty.improvement(matrices, bootstrap=out.intervals)

@@ -151,7 +151,7 @@ def sentence(found_budgets: list[Budget], recipe: str | None, found: list[Found]
     full, half = found_budgets[-1], found_budgets[-2]
     o = full.overall
     if o.reason:
-        return f"Nothing to test for robustness: {o.reason}."
+        return f"Nothing to test for robustness{' ' + phrase(o, recipe) if o.contenders else ''}: {o.reason}."
     how = phrase(o, recipe)
     if full.leaders is None:
         text = f"No model leads beyond seed noise {how}"

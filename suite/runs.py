@@ -32,6 +32,15 @@ class Run:
         make."""
         return self.tags.get(TAG, "other")
 
+    @property
+    def shown_status(self) -> str:
+        """Its status; a RUNNING one whose worker is gone or silent says it is stale (reading writes nothing, so it
+        does not reap it: the next job does)."""
+        from suite.cluster import stale_from
+
+        stale = self.status == "RUNNING" and stale_from(self.tags, self.start) is not None
+        return "RUNNING but stale (its worker is gone or silent)" if stale else self.status
+
 
 @dataclass(frozen=True, order=True)
 class Setting:
@@ -109,14 +118,24 @@ def counted(cells) -> dict:
     return latest
 
 
+def later_failures(cells) -> dict:
+    """cell_key -> the cell's newest run where it failed or was stopped after an earlier run of the cell finished:
+    the finished one still counts (counted), and the pages say the newer attempt happened. `cells` oldest first."""
+    newest, shown = {cell_key(run): run for run in cells}, counted(cells)
+    return {key: run for key, run in newest.items()
+            if run.status in ("FAILED", "KILLED") and shown[key].status == "FINISHED" and shown[key] is not run}
+
+
 def read_runs(client, uri: str, experiment_id: str) -> list[Run]:
     """The experiment's active runs that count, oldest first: every run but the benchmark cells superseded by a
-    newer run of the same cell (suite/lookup.py: a few tags of each run first, then the runs kept, whole)."""
+    newer run of the same cell, but a failure after a finished one (later_failures); suite/lookup.py reads a few
+    tags of each run first, then the runs kept, whole."""
     from suite.lookup import briefs, whole
 
     found = briefs(client, uri, [experiment_id], CELL_KEYS)
     cells = [b for b in found if b.tags.get(TAG) == Role.CELL]
-    keep = {b.id for b in counted(cells).values()} | {b.id for b in found if b.tags.get(TAG) != Role.CELL}
+    keep = {b.id for b in (*counted(cells).values(), *later_failures(cells).values())}
+    keep |= {b.id for b in found if b.tags.get(TAG) != Role.CELL}
     runs = [Run(r.info.run_id, r.info.experiment_id, r.info.status, r.info.start_time or 0, r.info.run_name or "",
                 dict(r.data.tags), dict(r.data.params), dict(r.data.metrics))
             for r in whole(client, [b for b in found if b.id in keep]).values()]

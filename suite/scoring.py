@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from suite.compare import Verdict, decide, interval
-from suite.runs import Run, Setting, counted
+from suite.runs import Run, Setting, counted, later_failures
 
 FORMATS = {"acc": ".3f", "mse": ".3g", "ratio": ".3f", "count": ",.0f", "rate": ",.0f", "seconds": ".1f", "mb": ",.0f"}
 
@@ -98,6 +98,7 @@ class Row:
     show_recipe: bool = False  # the board holds this model with both recipes: say which
     runs: dict = field(default_factory=dict)  # seed -> the newest FINISHED run
     failed: dict = field(default_factory=dict)  # seed -> its newest run, none of the seed's having finished
+    later: dict = field(default_factory=dict)  # seed -> its newest run, FAILED or KILLED after the one in runs
     missing: list = field(default_factory=list)  # seeds a benchmark planned that have no run at all
     stats: dict = field(default_factory=dict)  # STATS key -> Stat
     solved: tuple[int, int] | None = None  # (seeds solved, seeds scored) when the task has a solve rule
@@ -194,24 +195,17 @@ class Board:
         """Failed and missing cells, one entry a seed."""
         out = []
         for row in self.rows:
-            out += [{"row": row, "seed": s, "run": r, "status": _status(r), "error": r.tags.get("error", "")}
+            out += [{"row": row, "seed": s, "run": r, "status": r.shown_status, "error": r.tags.get("error", "")}
                     for s, r in sorted(row.failed.items())]
             out += [{"row": row, "seed": s, "run": None, "status": "MISSING", "error": "planned, never run"}
                     for s in row.missing]
+            out += [{"row": row, "seed": s, "run": r, "status": f"{r.status} after an earlier run finished (shown)",
+                     "error": r.tags.get("error", "")} for s, r in sorted(row.later.items())]
         return out
 
 
 def unit_of(key: str, metric: str) -> str:
     return metric if key == "test_metric" else STATS[key][1]
-
-
-def _status(run: Run) -> str:
-    """A run's status; a RUNNING one whose worker is gone or silent says it is stale (reading writes nothing, so
-    it does not reap it: the next job does)."""
-    from suite.cluster import stale_from
-
-    stale = run.status == "RUNNING" and stale_from(run.tags, run.start) is not None
-    return "RUNNING but stale (its worker is gone or silent)" if stale else run.status
 
 
 def boards(runs: list[Run], planned: set | None = None) -> list[Board]:
@@ -228,6 +222,8 @@ def boards(runs: list[Run], planned: set | None = None) -> list[Board]:
     for (setting, model, tuned, init, recipe, seed), run in latest.items():
         row = rows.setdefault((setting, model, tuned, init, recipe), Row(model, tuned, init, recipe=recipe))
         (row.runs if run.status == "FINISHED" else row.failed)[seed] = run
+    for (setting, model, tuned, init, recipe, seed), run in later_failures(runs).items():
+        rows[(setting, model, tuned, init, recipe)].later[seed] = run
     inits, recipes = defaultdict(set), defaultdict(set)
     for setting, model, tuned, init, recipe in rows:
         inits[(setting, model, tuned, recipe)].add(init)

@@ -124,6 +124,28 @@ def test_a_cheap_model_at_chance_is_never_a_choice_and_a_missing_setting_is_repo
     assert "rnn" not in choose.replace("rnnbench", "") and "gru" in choose
 
 
+def test_when_every_model_fails_no_model_is_named_and_a_newer_failure_is_counted(store, tmp_path):
+    import time
+
+    def fill(client, experiment):
+        for T in LENGTHS[:2]:
+            for seed in range(3):
+                for model in ("gru", "lstm"):
+                    write(client, experiment, model, T, seed, float("nan"), status="FAILED")  # lr 1e30: NaN
+        write(client, experiment, "rnn", LENGTHS[0], 0, 0.5)
+        time.sleep(0.01)
+        write(client, experiment, "rnn", LENGTHS[0], 0, float("nan"), status="FAILED")  # its newest attempt
+
+    out, result = report(store, "t-overall-all-failed", tmp_path, fill)
+    assert result["headline"].startswith("No overall verdict: every model scored 0 on every setting")
+    for page in ("index.html", "summary.md"):
+        assert "highest interquartile mean" not in (out / page).read_text()
+    (rnn,) = [r for r in result["boards"][0]["rows"] if r["model"] == "rnn"]
+    assert rnn["seeds"] == [0] and rnn["failed_after_finishing"] == [0]
+    assert "13 failed or stopped" in (out / "index.html").read_text()  # 12 failed cells and rnn's newer attempt
+    assert "FAILED after an earlier run finished (shown)" in (out / "summary.md").read_text()
+
+
 def test_seeds_that_fall_apart_are_shown_as_such(store, tmp_path):
     def fill(client, experiment):
         for T in LENGTHS[:2]:

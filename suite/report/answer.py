@@ -198,9 +198,9 @@ def _board(b: Board) -> dict:
         stats = {k: {"mean": s.mean, "std": s.std, "ci95": s.ci, "n": s.n, "mark": s.mark,
                      "text": s.text(unit_of(k, b.metric))} for k, s in r.stats.items() if k in STATS}
         rows.append({"model": r.model, "label": r.label, "tuned": r.tuned, "init": r.init, "recipe": r.recipe,
-                     "lr": r.lr, "seeds": sorted(r.runs),
-                     "failed": sorted(r.failed), "missing": r.missing, "solved": r.solved, "bimodal": r.bimodal,
-                     "stats": stats})
+                     "lr": r.lr, "seeds": sorted(r.runs), "failed": sorted(r.failed),
+                     "failed_after_finishing": sorted(r.later), "missing": r.missing, "solved": r.solved,
+                     "bimodal": r.bimodal, "stats": stats})
     return {"setting": b.setting.label, "task": b.setting.task, "seq_len": b.setting.seq_len,
             "variant": b.setting.variant, "metric": b.metric, "verdict": b.verdict.reason or "winner",
             "rows": rows}

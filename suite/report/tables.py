@@ -92,7 +92,8 @@ def facts(all_boards: list[Board], experiments: list, planned: set | None) -> li
     def data(b):
         return _counted([r for row in b.rows for r in (*row.runs.values(), *row.failed.values())], "data_source")
 
-    finished, failed, missing = (sum(len(getattr(row, k)) for row in rows) for k in ("runs", "failed", "missing"))
+    finished, failed, later, missing = (sum(len(getattr(row, k)) for row in rows) for k in ("runs", "failed", "later",
+                                                                                          "missing"))
     starts = sorted(r.start for r in shown if r.start)
     out = [("experiments", ", ".join(f"{e.name} (id {e.experiment_id})" for e in experiments)),
            ("profile", _counted(shown, "profile")),
@@ -100,7 +101,9 @@ def facts(all_boards: list[Board], experiments: list, planned: set | None) -> li
            ("models", ", ".join(dict.fromkeys(row.model for row in rows)) or "–"),
            ("seeds", ", ".join(map(str, sorted({s for row in rows for s in (*row.runs, *row.failed, *row.missing)})))
             or "–"),
-           ("cells", f"{finished} finished, {failed} failed or stopped, {missing} missing"
+           ("cells", f"{finished} finished, {failed + later} failed or stopped, {missing} missing"
+                     + (f" ({later} of the failures after an earlier run of the cell finished, which is shown)"
+                        if later else "")
                      + ("" if planned is not None or not rows else " (no benchmark logged its plan here)")),
            *((label, _counted(shown, key)) for label, key in (
                ("device", "device"), ("CPU", "cpu"), ("GPU", "gpu"), ("precision", "precision"),
