@@ -83,11 +83,9 @@ def register_version(client, name: str, run_id: str, tags: dict):
     `runs:/<run_id>/model`, its own artifacts."""
     from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
-    outputs = client.get_run(run_id).outputs
-    model_ids = [o.model_id for o in outputs.model_outputs] if outputs else []
-    if not model_ids:
+    model = _logged_model(client, run_id)
+    if model is None:
         return client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id, tags=tags)
-    model = client.get_logged_model(model_ids[-1])
     version = client.create_model_version(name, source=model.artifact_location, run_id=run_id, tags=tags,
                                           model_id=model.model_id)
     listed = json.loads(client.get_logged_model(model.model_id).tags.get(MLFLOW_MODEL_VERSIONS, "[]"))  # a server's?
@@ -97,9 +95,23 @@ def register_version(client, name: str, run_id: str, tags: dict):
     return version
 
 
+def _logged_model(client, run_id: str):
+    """The run's logged model (its newest), None for a run from before logged models."""
+    outputs = client.get_run(run_id).outputs
+    model_ids = [o.model_id for o in outputs.model_outputs] if outputs else []
+    return client.get_logged_model(model_ids[-1]) if model_ids else None
+
+
 def load_network(client, run_id: str):
-    """The network a run logged, through mlflow.pytorch.load_model (read from the store the client is on)."""
+    """The network a run logged, through mlflow.pytorch.load_model, read from the store the client is on: from the
+    logged model's own artifact location, since MLflow resolves `runs:/<run_id>/model` to a logged model through the
+    global tracking URI, which rnnbench never sets (another store's, or none)."""
+    import mlflow.artifacts
     import mlflow.pytorch
 
+    model = _logged_model(client, run_id)
     with tempfile.TemporaryDirectory() as tmp:
-        return mlflow.pytorch.load_model(client.download_artifacts(run_id, "model", tmp), map_location="cpu")
+        path = client.download_artifacts(run_id, "model", tmp) if model is None else \
+            mlflow.artifacts.download_artifacts(artifact_uri=model.artifact_location, dst_path=tmp,
+                                                tracking_uri=client.tracking_uri)
+        return mlflow.pytorch.load_model(path, map_location="cpu")

@@ -36,6 +36,8 @@ def init_torch():
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|treespec).*")
     warnings.filterwarnings("ignore", message=".*(smaller than the logging interval|but have no `val_dataloader`).*")
+    # a node with SLURM installed: each job trains on one device, and `rnnbench slurm` writes its own arrays
+    warnings.filterwarnings("ignore", message=".*The `srun` command is available on your system but is not used.*")
 
 
 def device_for(cell: Cell) -> str:
