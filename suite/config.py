@@ -187,9 +187,7 @@ class Cell:
         for key, value in values.items():
             head, _, name = key.partition(".")
             if key == "seed":
-                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                    raise UserError(f"{source}: seed: expected a non-negative integer (got {value!r})")
-                seed = value
+                seed = checked_seed(value, source)
             elif head not in sections or not name or "." in name:
                 raise UserError(f"{source}: {key}: keys are model.<key>, task.<key>, train.<key> or seed")
             elif name not in sections[head]:
@@ -247,12 +245,11 @@ def _sized(model: str, cfg_json: str, input_size: int, n_outputs: int) -> int:
     return resolve(model, MODELS[model].Config(**cfg), input_size, n_outputs).hidden_size
 
 
-def cell_from_resolved(resolved: dict) -> Cell:
-    """A cell back from a run's config.yaml (Cell.resolved() as logged)."""
-    model, task = dict(resolved["model"]), dict(resolved["task"])
-    model_name, task_name = model.pop("name"), task.pop("name")
-    return Cell(model_name, task_name, resolved["seed"], MODELS[model_name].Config(**model),
-                TASKS[task_name].Config(**task), TrainConfig(**resolved["train"]), resolved.get("recipe", ""))
+def checked_seed(value, source: str) -> int:
+    """A cell's `seed`, or one line naming it."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise UserError(f"{source}: seed: expected a non-negative integer (got {value!r})")
+    return value
 
 
 def horizon_config(section: dict, source: str) -> HorizonConfig:

@@ -2,13 +2,15 @@
 will decide it), and a time estimate from a short calibration on the machine at hand (suite/eta.py: a few
 steps of each step key, figures off the timed lengths marked as extrapolated); it writes nothing to the store.
 With a recipe search the benchmark runs in phases (each rung, then the scored cells: suite/search.py), each
-packed on its own; a phase the store cannot decide yet is priced with stand-ins of the same cost."""
+packed on its own; a phase the store cannot decide yet is priced with stand-ins of the same cost. A local data
+copy that is missing or laid out wrong is refused first, as the run refuses it (Task.check_files)."""
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
 from suite.config import Cell
 from suite.eta import calibrate, hms, makespan
+from suite.experiment import check_data
 from suite.matrix import CellState, cell_state
 from suite.packing import Packing, cores
 from suite.recipe import RecipeConfig
@@ -22,6 +24,7 @@ def dry_run(cells: list[Cell], uri: str, experiment: str, pack, force: bool, reu
             recipe: RecipeConfig | None = None) -> int:
     """Print each cell's state and estimate, and the whole benchmark's wall time with `pack` (None: one at a time):
     the recipe search's rungs first when `recipe` searches, then the scored cells."""
+    check_data(cells, read=False)
     init_torch()
     finished, stopped = store_runs(uri, experiment, force)
     laid = phases(cells, recipe or RecipeConfig(pinned=True), {} if force else finished)

@@ -50,12 +50,7 @@ class Experiment:
 
     def check_data(self):
         """Every task's data can be had: a missing or corrupt MNIST path is found before any run exists."""
-        seen = set()
-        for cell in self.cells:
-            key = (cell.task, json.dumps(dataclasses.asdict(cell.task_cfg), sort_keys=True))
-            if key not in seen:
-                seen.add(key)
-                cell.make_task().check()
+        check_data(self.cells)
 
     @property
     def set_keys(self) -> list[str]:
@@ -101,9 +96,21 @@ def load_experiment(profile: str | None = "auto", config: str | None = None, set
         origin += ["--set", item]
     return Experiment(name, source, origin, chosen, cells, validated_section(StoresConfig, chosen, "stores", source),
                       validated_section(TuneConfig, chosen, "tune", source),
-                      horizon_config(_section(chosen.get("horizon"), "horizon", source), source), whole,
+                      horizon_config(section(chosen.get("horizon"), "horizon", source), source), whole,
                       chosen.get("register", False), chosen.get("banner", ""),
                       recipe_of(chosen, cells, [item.partition("=")[0] for item in sets], source))
+
+
+def check_data(cells: list[Cell], read: bool = True):
+    """Each task setting's data can be had (Task.check), found before any run exists; `read=False` checks only what
+    needs no reading of it (Task.check_files: the dry run's check, the local copy's path and layout)."""
+    seen = set()
+    for cell in cells:
+        key = (cell.task, json.dumps(dataclasses.asdict(cell.task_cfg), sort_keys=True))
+        if key not in seen:
+            seen.add(key)
+            task = cell.make_task()
+            (task.check if read else task.check_files)()
 
 
 def recipe_of(chosen: dict, cells: list[Cell], set_keys: list[str], source: str) -> RecipeConfig:
@@ -215,11 +222,11 @@ def plan(raw: dict, source: str = "config") -> list[Cell]:
     for task_name, entry in tasks.items():
         if task_name not in TASKS:
             raise UserError(f"{source}: tasks.{task_name}: unknown task; known: {', '.join(TASKS)}")
-        entry, where = dict(_section(entry, f"tasks.{task_name}", source)), f"tasks.{task_name}"
-        model_raw = {**_section(raw.get("model"), "model", source),
-                     **_section(entry.pop("model", None), f"{where}.model", source)}
-        train_raw = {**_section(raw.get("train"), "train", source),
-                     **_section(entry.pop("train", None), f"{where}.train", source)}
+        entry, where = dict(section(entry, f"tasks.{task_name}", source)), f"tasks.{task_name}"
+        model_raw = {**section(raw.get("model"), "model", source),
+                     **section(entry.pop("model", None), f"{where}.model", source)}
+        train_raw = {**section(raw.get("train"), "train", source),
+                     **section(entry.pop("train", None), f"{where}.train", source)}
         model_cfgs = {m: model_config(m, model_raw, "model", source) for m in models}
         train = validated(TrainConfig, train_raw, "train", source)
         lengths = entry.pop("seq_len", None)
@@ -262,10 +269,11 @@ def with_inits(cells: list[Cell], inits, source: str) -> list[Cell]:
 
 def validated_section(cls, raw: dict, key: str, source: str):
     """A top-level section (e.g. `tune:`) as its dataclass."""
-    return validated(cls, _section(raw.get(key), key, source), key, source)
+    return validated(cls, section(raw.get(key), key, source), key, source)
 
 
-def _section(value, where, source) -> dict:
+def section(value, where, source) -> dict:
+    """A section of settings (None: empty), or one line naming it."""
     if value is None:
         return {}
     if not isinstance(value, dict):

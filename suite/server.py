@@ -7,7 +7,6 @@ import os
 import secrets
 import stat
 import sys
-import tempfile
 from pathlib import Path
 
 from suite.errors import UserError
@@ -17,6 +16,8 @@ PERMISSIONS = {"READ": (("experiment", "READ"), ("registered_model", "READ")),  
                "EDIT": (("experiment", "EDIT"), ("registered_model", "EDIT"), ("workspace", "USE")),  # run jobs
                "MANAGE": (("experiment", "MANAGE"), ("registered_model", "MANAGE"), ("workspace", "MANAGE"))}
 OPT_OUT = "--no-auth-i-accept-that-anyone-on-the-network-can-change-every-run"
+REFUSED_PASSWORD = "password1234"  # the admin password older MLflow shipped in basic_auth.ini: MLflow refuses it
+# (mlflow.server.auth._LEGACY_DEFAULT_ADMIN_PASSWORD; tests/test_hostile_files.py keeps the two equal)
 
 
 def add_parser(sub, parents):
@@ -86,46 +87,76 @@ def server(backend, artifacts, host, port, workers, auth, no_auth, auth_db, pass
 
 def auth_environment(password_file: str | None, auth_db: str, artifacts: Path) -> dict:
     """What MLflow's basic-auth app needs, none of it on a command line: the admin's password (set on first
-    start; MLflow has no default one), a config file only we can read, and a persistent CSRF secret."""
+    start; MLflow has no default one), checked before anything is written, then a config file only we can read
+    and a persistent CSRF secret, both in the server's own folder (beside its artifacts): one of each, whatever
+    the number of starts."""
+    password = admin_password(password_file)
+    state = artifacts.resolve().parent
+    key = server_secret(state / ".mlflow-server-secret")
+    config = state / ".mlflow-auth.ini"
+    write_private(config, "[mlflow]\ndefault_permission = NO_PERMISSIONS\nadmin_username = admin\n"
+                  f"database_uri = {auth_db}\nauthorization_function = "
+                  "mlflow.server.auth:authenticate_request_basic_auth\n")
+    return {"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": key}
+
+
+def admin_password(password_file: str | None) -> str:
+    """The admin's password, refused in one line where MLflow would refuse it (after writing its stores)."""
     password = read_secret(password_file, "RNNBENCH_ADMIN_PASSWORD", "--admin-password-file")
     if password is None:
         raise UserError("server: named users need an admin password: export RNNBENCH_ADMIN_PASSWORD=... (12 characters "
                         "or more) or pass --admin-password-file FILE (readable by you only)")
     if len(password) < 12:
         raise UserError("server: the admin password needs 12 characters or more")
-    state = artifacts.resolve().parent
-    key_file = state / ".mlflow-server-secret"
-    if not key_file.exists():
-        key_file.touch(mode=0o600)
-        key_file.write_text(secrets.token_hex(32))
-    config = Path(tempfile.mkdtemp(prefix="rnnbench-auth-")) / "auth.ini"
-    config.touch(mode=0o600)
-    config.write_text("[mlflow]\ndefault_permission = NO_PERMISSIONS\nadmin_username = admin\n"
-                      f"database_uri = {auth_db}\nauthorization_function = "
-                      "mlflow.server.auth:authenticate_request_basic_auth\n")
-    return {"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_AUTH_ADMIN_PASSWORD": password,
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": key_file.read_text().strip()}
+    if password == REFUSED_PASSWORD:
+        raise UserError("server: the admin password is the default older MLflow versions shipped, which MLflow "
+                        "refuses; set RNNBENCH_ADMIN_PASSWORD (or --admin-password-file) to another")
+    return password
+
+
+def server_secret(path: Path) -> str:
+    """The CSRF secret the server keeps in `path` (written on its first start), read back as a password file is."""
+    if not path.exists():
+        write_private(path, secrets.token_hex(32))
+    secret = read_private(path, "server")
+    if secret is None:
+        raise UserError(f"server: {path} is empty; delete it and start again (a new secret is written)")
+    return secret
+
+
+def write_private(path: Path, text: str):
+    """`text` into `path`, readable by its owner only (a file already there too); never through a symlink."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(fd, 0o600)
+        f.write(text)
 
 
 def read_secret(path: str | None, variable: str, flag: str) -> str | None:
     """A password from a file only its owner can read, else from the environment; never from a command line."""
     if path:
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"{flag}: {path} not found")
-        mode = p.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO) or p.stat().st_uid != os.getuid():
-            raise UserError(f"{flag}: {path} must be yours and readable by you only (chmod 600 {path})")
-        return p.read_text().strip() or None
+        return read_private(Path(path), flag)
     return os.environ.get(variable) or None
+
+
+def read_private(path: Path, flag: str) -> str | None:
+    """A secret file's text (None when it is empty), refused unless it is a file of yours only you can read."""
+    if not path.is_file():
+        raise UserError(f"{flag}: {path} not found")
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO) or path.stat().st_uid != os.getuid():
+        raise UserError(f"{flag}: {path} must be yours and readable by you only (chmod 600 {path})")
+    try:
+        return path.read_bytes().decode("utf-8").strip() or None
+    except UnicodeDecodeError:
+        raise UserError(f"{flag}: {path} is not UTF-8 text; is it the file you meant?") from None
 
 
 def add_user(uri: str, name: str, permission: str, password_file: str | None) -> int:
     """Create `name` on the auth server and give it a role with `permission` on every experiment and model.
     The admin's credentials come from MLFLOW_TRACKING_USERNAME/PASSWORD, as for any MLflow client."""
     import getpass
-
-    from mlflow.server.auth.client import AuthServiceClient
 
     from suite.stores import check_store
 
@@ -138,12 +169,25 @@ def add_user(uri: str, name: str, permission: str, password_file: str | None) ->
     if not password or len(password) < 12:
         raise UserError("users add: a password of 12 characters or more: export RNNBENCH_USER_PASSWORD=..., "
                         "--password-file FILE, or type it when asked")
-    client = AuthServiceClient(uri)
+    client = auth_client(uri)
     client.create_user(name, password)
     role = _role(client, permission)
     client.assign_role(name, role.id)
     print(f"user {name}: {permission} on every experiment and registered model (role {role.name})")
     return 0
+
+
+def auth_client(uri: str):
+    """MLflow's AuthServiceClient, imported without the warning its server package gives on import (it uses
+    Starlette's deprecated WSGI middleware: mlflow.server.fastapi_app), which a user can do nothing about."""
+    import warnings
+
+    from starlette.exceptions import StarletteDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=StarletteDeprecationWarning, module=r"mlflow\.server\.fastapi_app")
+        from mlflow.server.auth.client import AuthServiceClient
+    return AuthServiceClient(uri)
 
 
 def _role(client, permission: str):

@@ -14,6 +14,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 import numpy as np
+from pydantic_core import PydanticCustomError
 
 from suite.errors import UserError, one_line
 
@@ -21,27 +22,57 @@ from suite.errors import UserError, one_line
 @dataclasses.dataclass(frozen=True)
 class HubData:
     """One data set as the loaders see it; `convert` turns a datasets.DatasetDict into the task's arrays,
-    `read_local` a resolved path into the same (cached by the caller: it is called once per path)."""
+    `read_local` a resolved path into the same (cached by the caller: it is called once per path), after
+    `layout`, which finds the files it reads there without reading them (a one-line UserError when they are not
+    there), as the dry run checks a copy."""
 
     repo: str  # e.g. "uoft-cs/cifar10"
     name: str  # in messages: "MNIST", "CIFAR-10"
     convert: Callable
     read_local: Callable
+    layout: Callable
     local_what: str  # "the folder holding MNIST (parquet or IDX files)"
     hf_fix: str  # what the hub failure's message advises: "set task.path to a local copy ..."
+
+
+def read_only_locally(cls, path, info):
+    """A field validator of a dataset task's `path`: read only from a local copy (source local, or auto), so set
+    beside source hf (or mnist-5k) it would be ignored without a word; refused where the settings are checked."""
+    source = info.data.get("source")
+    if path is not None and source not in (None, "auto", "local"):
+        raise PydanticCustomError("path_unread", "read only when task.source is local or auto (it is {source}); set "
+                                  "task.source=local or drop task.path", {"source": source})
+    return path
+
+
+def local_path(cfg, data: HubData) -> str | None:
+    """The local copy the settings ask for (`source` local, or auto with a `path`), resolved; None for the hub
+    (or another source of the task's own). A path that cannot be resolved (a symlink loop) is one line."""
+    if cfg.source != "local" and not (cfg.source == "auto" and cfg.path):
+        return None
+    if not cfg.path:
+        raise UserError(f"task.path: source 'local' needs {data.local_what}")
+    try:
+        return str(Path(cfg.path).expanduser().resolve())
+    except (RuntimeError, OSError) as e:  # a symlink loop: RuntimeError before Python 3.13, OSError (ELOOP) after
+        raise UserError(f"task.path: {cfg.path} cannot be resolved ({one_line(e)[:200]}); point it at "
+                        f"{data.local_what}") from None
+
+
+def check_files(cfg, data: HubData):
+    """What the dry run checks of the data, without reading it: the local copy the settings ask for is there and
+    laid out as the loader reads it (the hub is only asked by loading it)."""
+    path = local_path(cfg, data)
+    if path:
+        data.layout(path)
 
 
 def source_of(cfg, data: HubData, fallback: Callable | None = None):
     """The data the settings ask for (`source`: auto, hf or local; auto: `path` if set, else the hub/cache) and
     its data_source tag, local:PATH or hf:REPO. A hub failure under auto goes to `fallback(error)` where there
     is one (MNIST's shipped subset), else it is the same one-line UserError as under `source: hf`."""
-    source = cfg.source
-    if source == "auto":
-        source = "local" if cfg.path else "hf"
-    if source == "local":
-        if not cfg.path:
-            raise UserError(f"task.path: source 'local' needs {data.local_what}")
-        path = str(Path(cfg.path).expanduser().resolve())
+    path = local_path(cfg, data)
+    if path:
         try:
             return data.read_local(path), f"local:{cfg.path}"
         except UserError:
@@ -131,30 +162,47 @@ def read_parquet(files: dict[str, list[str]], convert: Callable):
         return convert(datasets.load_dataset("parquet", data_files=files))
 
 
-@functools.lru_cache(maxsize=8)
-def parquet_copy(path: str, repo: str, convert: Callable):
-    """A local copy in the hub's parquet layout (`task.path`), read by `convert` (each copy read once a process)."""
+def parquet_layout(path: str, repo: str) -> dict[str, list[str]]:
+    """The train and test parquet files of a local copy in the hub's layout (`task.path`), found, not read."""
     if not Path(path).exists():
         raise UserError(f"task.path: {path} does not exist; point it at a folder with the {repo} parquet files")
     parquet = parquet_files(files_under(path))
     if len(parquet) < 2:
         raise UserError(f"task.path: {path} holds no train and test parquet files (the hub's "
                         "plain_text/train-*.parquet, plain_text/test-*.parquet)")
-    return read_parquet(parquet, convert)
+    return parquet
+
+
+@functools.lru_cache(maxsize=8)
+def parquet_copy(path: str, repo: str, convert: Callable):
+    """A local copy in the hub's parquet layout (`task.path`), read by `convert` (each copy read once a process)."""
+    return read_parquet(parquet_layout(path, repo), convert)
+
+
+def labels(values, classes: int, name: str, split: str) -> np.ndarray:
+    """A split's labels as int64, refused in one line unless they are integers in 0..classes-1 (a float label would
+    be truncated to a class without a word)."""
+    y = np.asarray(values)
+    if len(y) and not np.issubdtype(y.dtype, np.integer):
+        raise UserError(f"task.path: {name} {split} labels are {y.dtype}; expected integers 0-{classes - 1}")
+    if len(y) and (y.min() < 0 or y.max() >= classes):
+        raise UserError(f"task.path: {name} {split} labels outside 0-{classes - 1} (found {y.min()}..{y.max()})")
+    return y.astype(np.int64)
 
 
 def held_out(splits: dict, cfg, seed: int, noun: str) -> dict:
     """The train split less a seeded validation set of cfg.n_val `noun`, then capped by cfg.max_train and
     cfg.max_eval (the splits of scifar and lra_text)."""
-    n_train = len(splits["train"][1])
-    if cfg.n_val >= n_train:
-        raise UserError(f"task.n_val: {cfg.n_val} validation {noun} leave none of the {n_train} training {noun}")
-    return capped(carve_val(splits, cfg.n_val, seed), cfg.max_train, cfg.max_eval, seed)
+    splits = carve_val(splits, cfg.n_val, seed, "task.n_val", noun, "lower task.n_val")
+    return capped(splits, cfg.max_train, cfg.max_eval, seed)
 
 
-def carve_val(splits: dict, n_val: int, seed: int) -> dict:
-    """A fixed validation set of n_val examples drawn (by `seed`) from the train split; the rest trains."""
+def carve_val(splits: dict, n_val: int, seed: int, field: str, noun: str, fix: str) -> dict:
+    """A fixed validation set of n_val examples drawn (by `seed`) from the train split; the rest trains. Refused
+    in one line naming `field` and the `fix` when none would be left to train on."""
     x, y = splits["train"]
+    if n_val >= len(y):
+        raise UserError(f"{field}: {n_val:,} validation {noun} leave none of the {len(y):,} training {noun}; {fix}")
     order = np.random.default_rng(seed).permutation(len(y))
     val, train = order[:n_val], order[n_val:]
     return {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": splits["test"]}

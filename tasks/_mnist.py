@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from pydantic import field_validator
 from pydantic.dataclasses import dataclass
 
 from suite.errors import UserError
@@ -33,12 +34,15 @@ class MnistConfig:
     scale: Literal["unit", "standard"] = "unit"  # unit: x/255 in [0, 1] (the tutorial, s4, expRNN); standard:
     # (x/255 - 0.1307) / 0.3081, MNIST's train mean and std
 
+    _path_read = field_validator("path")(hub.read_only_locally)  # set beside another source, refused
+
 
 def load_mnist(cfg: MnistConfig) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
     """Returns uint8 images (N, 28, 28) and int64 labels for train/val/test, and the data_source tag."""
     splits, tag = source_of(cfg)
-    if tag != "mnist-5k":
-        splits = hub.carve_val(splits, N_VAL_FULL, SPLIT_SEED)  # a new dict: the loaders are cached
+    if tag != "mnist-5k":  # a new dict: the loaders are cached
+        splits = hub.carve_val(splits, N_VAL_FULL, SPLIT_SEED, "task.path", "images",
+                               "point it at the whole of MNIST (60,000 training images)")
     return hub.capped(splits, cfg.max_train, cfg.max_eval, SPLIT_SEED), tag
 
 
@@ -68,26 +72,48 @@ def _from_datasets(dd) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         if split not in dd:
             raise UserError(f"task.path: no '{split}' split found in the MNIST data (have: {', '.join(dd)})")
         columns = dd[split].with_format("numpy")[:]  # decodes every image once, into one array
-        out[split] = (np.stack(columns["image"]).astype(np.uint8).reshape(-1, 28, 28),
-                      np.asarray(columns["label"], dtype=np.int64))
+        out[split] = _checked(np.stack(columns["image"]), columns["label"], split)
     return out
 
 
-@functools.lru_cache(maxsize=4)
-def _load_local(path: str):
+def _checked(images: np.ndarray, labels, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """A split as read from a local copy or the hub, refused in one line unless it is MNIST's shape: as many 28x28
+    8-bit images as integer labels 0-9."""
+    if images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+        raise UserError(f"task.path: MNIST {split} images are {images.dtype} {images.shape[1:]}; expected 28x28 gray "
+                        "8-bit")
+    y = hub.labels(labels, 10, "MNIST", split)
+    if len(images) != len(y):
+        raise UserError(f"task.path: MNIST {split} has {len(images):,} images and {len(y):,} labels; expected one "
+                        "label an image")
+    return images, y
+
+
+IDX_NAMES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def _layout(path: str) -> dict:
+    """The files of a local copy as _load_local reads them, found, not read: {"parquet": {split: files}}, or
+    {"idx": {split: (images, labels)}}."""
     if not Path(path).exists():
         raise UserError(f"task.path: {path} does not exist; point it at a folder with MNIST parquet or IDX files")
     files = hub.files_under(path)
     parquet = hub.parquet_files(files)
     if len(parquet) == 2:
-        return hub.read_parquet(parquet, _from_datasets)
+        return {"parquet": parquet}
     idx = {f.name.removesuffix(".gz"): f for f in files}
-    names = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-    if all(n in idx for pair in names.values() for n in pair):
-        return {s: (_read_idx(idx[i]).reshape(-1, 28, 28), _read_idx(idx[labels]).astype(np.int64))
-                for s, (i, labels) in names.items()}
+    if all(n in idx for pair in IDX_NAMES.values() for n in pair):
+        return {"idx": {s: (idx[i], idx[labels]) for s, (i, labels) in IDX_NAMES.items()}}
     raise UserError(f"task.path: {path} holds neither train/test parquet files nor the four MNIST IDX files")
+
+
+@functools.lru_cache(maxsize=4)
+def _load_local(path: str):
+    found = _layout(path)
+    if "parquet" in found:
+        return hub.read_parquet(found["parquet"], _from_datasets)
+    return {s: _checked(_read_idx(images), _read_idx(labels), s) for s, (images, labels) in found["idx"].items()}
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -99,7 +125,7 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-DATA = hub.HubData(HF_REPO, "MNIST", _from_datasets, _load_local,
+DATA = hub.HubData(HF_REPO, "MNIST", _from_datasets, _load_local, _layout,
                    "the folder holding MNIST (parquet or IDX files)",
                    "set task.path to a local copy or task.source: mnist-5k")
 

@@ -164,6 +164,10 @@ class Task:
     def check(self):
         """Raise a UserError now if the task's data cannot be had (before any run exists); generated: nothing to do."""
 
+    def check_files(self):
+        """What the dry run checks of check() without reading the data (a full copy takes seconds to decode): the
+        local copy the settings point at is there and laid out as the loader reads it; generated: nothing to do."""
+
     def is_solved(self, metric: float) -> bool | None:
         """Whether a value of the task's metric meets its solve rule: the Config's `solved_acc` (accuracy at
         least this) or `solved_mse` (MSE below this); None when the task declares neither."""

@@ -30,6 +30,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from pydantic import field_validator
 from pydantic.dataclasses import dataclass
 
 from suite.errors import UserError
@@ -51,6 +52,8 @@ class LraTextConfig:
     max_train: PosInt | None = None  # train on this many reviews only (a fixed, seeded subset)
     max_eval: PosInt | None = None  # validate and test on this many reviews only (fixed, seeded subsets)
 
+    _path_read = field_validator("path")(hub.read_only_locally)  # set beside another source, refused
+
 
 def _from_datasets(dd) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """A datasets.DatasetDict in the stanfordnlp/imdb schema (text, label) to UTF-8 bytes (an object array of
@@ -65,15 +68,13 @@ def _from_datasets(dd) -> dict[str, tuple[np.ndarray, np.ndarray]]:
                             "expected text and label (stanfordnlp/imdb's)")
         texts = np.empty(len(ds), dtype=object)
         texts[:] = [t.encode("utf-8") for t in ds["text"]]
-        labels = np.asarray(ds["label"], dtype=np.int64)
-        if len(labels) and not np.isin(labels, (0, 1)).all():
-            raise UserError(f"task.path: IMDb {split} labels other than 0 and 1")
-        out[split] = texts, labels
+        out[split] = texts, hub.labels(ds["label"], 2, "IMDb", split)
     return out
 
 
 DATA = hub.HubData(HF_REPO, "IMDb", _from_datasets,
                    lambda path: hub.parquet_copy(path, HF_REPO, _from_datasets),
+                   lambda path: hub.parquet_layout(path, HF_REPO),
                    "the folder holding stanfordnlp/imdb's parquet files",
                    "set task.path to a local copy (the hub's parquet files)")
 
@@ -137,6 +138,9 @@ class LraText(Task):
 
     def check(self):
         load_imdb(self.cfg)  # cached: the runs use what this loaded
+
+    def check_files(self):
+        hub.check_files(self.cfg, DATA)
 
     def splits(self, n_val, n_test, device):
         arrays, _ = load_imdb(self.cfg)

@@ -5,7 +5,8 @@ import torch
 from pydantic.dataclasses import dataclass
 
 from suite.schema import STRICT
-from tasks._mnist import MnistConfig, load_mnist, source_of, to_sequences
+from tasks import _hub as hub
+from tasks._mnist import DATA, MnistConfig, load_mnist, source_of, to_sequences
 from tasks.base import Task
 
 
@@ -40,6 +41,9 @@ class MnistRows(Task):
 
     def check(self):
         load_mnist(self.cfg)  # cached: the runs use what this loaded
+
+    def check_files(self):
+        hub.check_files(self.cfg, DATA)
 
     def splits(self, n_val, n_test, device):
         arrays, _ = load_mnist(self.cfg)

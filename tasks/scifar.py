@@ -28,6 +28,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from pydantic import field_validator
 from pydantic.dataclasses import dataclass
 
 from suite.errors import UserError
@@ -52,6 +53,8 @@ class ScifarConfig:
     max_train: PosInt | None = None  # train on this many images only (a fixed, seeded subset)
     max_eval: PosInt | None = None  # validate and test on this many images only (fixed, seeded subsets)
 
+    _path_read = field_validator("path")(hub.read_only_locally)  # set beside another source, refused
+
 
 def _from_datasets(dd) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """A datasets.DatasetDict in the uoft-cs/cifar10 schema (img, label) to uint8 (N, 32, 32, 3) and int64."""
@@ -68,18 +71,17 @@ def _from_datasets(dd) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         if not isinstance(ds.features["img"], datasets.Image):  # a plain {bytes, path} struct: decode it as one
             ds = ds.cast_column("img", datasets.Image())
         columns = ds.with_format("numpy")[:]  # decodes every image once
-        images, labels = np.stack(columns["img"]), np.asarray(columns["label"], dtype=np.int64)
+        images = np.stack(columns["img"])
         if images.shape[1:] != (32, 32, 3) or images.dtype != np.uint8:
             raise UserError(f"task.path: CIFAR-10 {split} images are {images.dtype} {images.shape[1:]}; "
                             "expected 32x32 RGB 8-bit")
-        if len(labels) and (labels.min() < 0 or labels.max() > 9):
-            raise UserError(f"task.path: CIFAR-10 {split} labels outside 0-9")
-        out[split] = images, labels
+        out[split] = images, hub.labels(columns["label"], 10, "CIFAR-10", split)
     return out
 
 
 DATA = hub.HubData(HF_REPO, "CIFAR-10", _from_datasets,
                    lambda path: hub.parquet_copy(path, HF_REPO, _from_datasets),
+                   lambda path: hub.parquet_layout(path, HF_REPO),
                    "the folder holding uoft-cs/cifar10's parquet files",
                    "set task.path to a local copy (the hub's parquet files)")
 
@@ -134,6 +136,9 @@ class Scifar(Task):
 
     def check(self):
         load_cifar(self.cfg)  # cached: the runs use what this loaded
+
+    def check_files(self):
+        hub.check_files(self.cfg, DATA)
 
     def splits(self, n_val, n_test, device):
         arrays, _ = load_cifar(self.cfg)

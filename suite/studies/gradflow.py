@@ -18,8 +18,9 @@ def gradflow(exp, task: str, checkpoint: str | None = None, tracking: str | None
     from suite.benchmark import store_for
     from suite.diagnostics import decay_per_step, hidden_grad_norms, unmeasurable
     from suite.logged_model import load_network
-    from suite.train import assemble, device_for
+    from suite.train import assemble, device_for, init_torch
 
+    init_torch()  # also quietens MLflow's download progress bar, before --checkpoint's config.yaml is read
     cells = [c for c in exp.first_seed() if c.seq_len == exp.cells[0].seq_len]
     if checkpoint:  # read before anything is written
         if len(cells) != 1:
@@ -61,19 +62,63 @@ def gradflow(exp, task: str, checkpoint: str | None = None, tracking: str | None
 
 
 def _checkpoint_cell(exp, tracking, run_id: str):
-    """The cell a run trained, from its config.yaml, read (never written) through the store."""
-    import yaml
-
-    from suite.config import cell_from_resolved
+    """The cell a run trained, from its config.yaml, read (never written) through the store and checked as a
+    profile's settings are; its data too, before anything is written."""
+    from suite.experiment import check_data
     from suite.stores import check_store, open_client, tracking_uri
+    from suite.yamlio import MAX_BYTES, parse_yaml
 
     uri = tracking_uri(tracking, exp.stores.tracking_uri)
     check_store(uri, read_only=True)
-    try:
-        path = open_client(uri).download_artifacts(run_id, "config.yaml", tempfile.mkdtemp())
-        return cell_from_resolved(yaml.safe_load(Path(path).read_text()))
-    except Exception:
-        raise UserError(f"--checkpoint: run {run_id} not found, or it has no config.yaml") from None
+    source = f"--checkpoint: run {run_id}'s config.yaml"
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = Path(open_client(uri).download_artifacts(run_id, "config.yaml", tmp))
+        except Exception:
+            path = None
+        if path is None or not path.is_file():
+            raise UserError(f"--checkpoint: run {run_id} not found, or it has no config.yaml")
+        if path.stat().st_size > MAX_BYTES:
+            raise UserError(f"{source}: {path.stat().st_size:,} bytes; a run's settings are at most {MAX_BYTES:,}")
+        text = path.read_text(encoding="utf-8", errors="replace")
+    cell = cell_from_resolved(parse_yaml(text, source), source)
+    check_data([cell])
+    return cell
+
+
+def cell_from_resolved(resolved, source: str):
+    """The cell a run trained, from its config.yaml (Cell.resolved() as logged), each section checked as a
+    profile's are, `source` naming the file in a one-line error: a file read back is user input too."""
+    from suite.config import Cell, TrainConfig, checked_seed, validated
+    from suite.experiment import validated_section
+    from suite.models import MODELS
+    from tasks import TASKS
+
+    if not isinstance(resolved, dict) or set(resolved) - {"recipe"} != {"model", "task", "train", "seed"}:
+        raise UserError(f"{source}: expected a run's settings: model, task, train, seed and maybe recipe (got "
+                        f"{', '.join(map(str, resolved)) if isinstance(resolved, dict) else type(resolved).__name__})")
+    (model, model_name), (task, task_name) = (_named(resolved, k, names, source)
+                                              for k, names in (("model", MODELS), ("task", TASKS)))
+    recipe = resolved.get("recipe", "")
+    if not isinstance(recipe, str):
+        raise UserError(f"{source}: recipe: expected the name of a recipe search (got {recipe!r})")
+    cell = Cell(model_name, task_name, checked_seed(resolved["seed"], source),
+                validated(MODELS[model_name].Config, model, "model", source),
+                validated(TASKS[task_name].Config, task, "task", source),
+                validated_section(TrainConfig, resolved, "train", source), recipe)
+    cell.check(source)
+    return cell
+
+
+def _named(resolved: dict, key: str, known: dict, source: str) -> tuple[dict, str]:
+    """A config.yaml's model or task section without its `name`, and the name, which must be a registered one."""
+    from suite.experiment import section
+
+    settings = dict(section(resolved[key], key, source))
+    name = settings.pop("name", None)
+    if not isinstance(name, str) or name not in known:
+        raise UserError(f"{source}: {key}.name: unknown {key} {name!r}; known: {', '.join(known)}")
+    return settings, name
 
 
 def _trained_runs(exp, cells, tracking, experiment, reuse_stale) -> dict[str, str]:
