@@ -45,12 +45,14 @@ SBATCH = """#!/bin/bash
 {gpus}#SBATCH --time={time}
 {partition}#SBATCH --output={logs}/%x-%A_%a.out
 #SBATCH --requeue
+#SBATCH --open-mode=append
 #SBATCH --signal=B:TERM@120
 set -euo pipefail
 cd {root}
 : "${{MLFLOW_TRACKING_URI:?export the shared tracking server, e.g. http://HOST:5000 (README: Running on a cluster)}}"
 {storage_check}# SIGTERM (preemption, the time limit) ends the current run as KILLED with its checkpoint; a requeued or
-# resubmitted task resumes it and skips every finished cell.
+# resubmitted task resumes it and skips every finished cell. A requeued task keeps its job and task ids, so its log
+# is the same file: appended to, not truncated, it keeps what each start did.
 exec {root}/.venv/bin/rnnbench {what} {source_flag}{extra}
 """
 

@@ -154,6 +154,7 @@ def summarise(study, store, parent_run_id: str) -> dict:
     Best parameters go in tags and best_params.json: a topped-up study may find new ones, and MLflow
     params are write-once.
     """
+    from mlflow.entities import RunTag
     from optuna.trial import TrialState
 
     from suite.tracking import log_metrics
@@ -166,9 +167,11 @@ def summarise(study, store, parent_run_id: str) -> dict:
     client, best = store.client, best_value(study)
     if best is not None:
         metrics["best_val_loss"] = best
-        for key, value in study.best_params.items():
-            client.set_tag(parent_run_id, f"best.{key}", str(value))
-        client.set_tag(parent_run_id, "best.trial", str(study.best_trial.number))
+        # one call: two workers ending the study together would collide on set_tag's look-up-then-insert (a
+        # PostgreSQL UniqueViolation through a server); log_batch upserts the tags
+        tags = {f"best.{key}": str(value) for key, value in study.best_params.items()}
+        client.log_batch(parent_run_id, tags=[RunTag(k, v) for k, v in
+                                              {**tags, "best.trial": str(study.best_trial.number)}.items()])
         client.log_dict(parent_run_id, {"value": best, "params": study.best_params,
                                         "trial": study.best_trial.number}, "best_params.json")
     log_metrics(client, parent_run_id, metrics, step=len(done))
