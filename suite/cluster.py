@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from suite.errors import UserError
+from suite.patience import patiently
 from suite.roles import TAG, Role
 from suite.stores import every
 
@@ -145,8 +146,9 @@ def claim(store, run_id: str, config_hash: str, fingerprint: str) -> str | None:
     """
     from suite.lookup import briefs
 
-    others = briefs(store.client, store.uri, [store.experiment_id], (TAG, "code_fingerprint", WORKER, HEARTBEAT),
-                    ("RUNNING", "FINISHED"), ("config_hash", config_hash))
+    keys = (TAG, "code_fingerprint", WORKER, HEARTBEAT)
+    others = patiently(store.client, briefs, store.client, store.uri, [store.experiment_id], keys,
+                       ("RUNNING", "FINISHED"), ("config_hash", config_hash))
     mine = next((b for b in others if b.id == run_id), None)
     me = (mine.start if mine else store.client.get_run(run_id).info.start_time, run_id)
     for other in others:

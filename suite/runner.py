@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from suite.config import Cell
-from suite.errors import Fault, UserError, disk_fault, one_line
+from suite.errors import Fault, UserError, disk_fault, one_line, store_lost
 from suite.provenance import environment, git_sha
 from suite.roles import TAG, Role
 from suite.stores import auth_failure, first_wins, redact
@@ -82,9 +82,15 @@ def run_cell(store: Store, cell: Cell, profile: str, options: RunOptions = RunOp
                 run.end_as("KILLED", duplicate=taken)  # checked again before marking done: one FINISHED run a cell
                 return Outcome(cell, "SKIPPED", run.id, metrics, error=taken, tags=o.tags)
             return Outcome(cell, "FINISHED", run.id, metrics, val_loss=training.val_loss, tags=o.tags)
-    except (UserError, RunStopped):
+    except RunStopped:
         raise
     except Exception as e:  # recorded on the run (FAILED, error tag and error.txt); the matrix goes on
+        if lost := store_lost(e):  # the tracking database gone past the patience: every cell would fail, stop here
+            raise Fault(f"tracking database {lost.store} lost during {cell.label} ({lost.cause}) and not back after "
+                        f"{lost.waited:.0f} s of retries{_left(store, run)}; finished cells are kept: rerun the same "
+                        "command when it is back to finish the rest") from None
+        if isinstance(e, UserError):
+            raise
         if auth_failure(e):  # the server refused us: every cell would be
             raise UserError(auth_failure(e)) from None
         if fault := disk_fault(e):  # a full or read-only disk: every cell would be, so the matrix stops here
@@ -96,14 +102,15 @@ def run_cell(store: Store, cell: Cell, profile: str, options: RunOptions = RunOp
 
 
 def _left(store, run) -> str:
-    """What became of the cell's run after a disk fault: FAILED, or still RUNNING where the store's own disk is
-    full (the next benchmark's stale-run check marks it KILLED)."""
+    """What became of the cell's run after a fault: FAILED, or still RUNNING where the store's own disk is full or
+    the store is gone (the next benchmark's stale-run check marks it KILLED)."""
+    if run is None:
+        return ""
     try:
-        status = store.client.get_run(run.id).info.status if run else None
-    except Exception:
-        status = None
-    return "" if status is None else f" (run {run.id} is {status}" + (
-        ": the next benchmark marks it KILLED)" if status == "RUNNING" else ")")
+        status = store.client.get_run(run.id).info.status
+    except Exception:  # the store is what failed: the run could not be closed
+        status = "RUNNING"
+    return f" (run {run.id} is {status}" + (": the next benchmark marks it KILLED)" if status == "RUNNING" else ")")
 
 
 def _claimed(store, run, cell) -> str | None:

@@ -131,8 +131,9 @@ def read_runs(client, uri: str, experiment_id: str) -> list[Run]:
     newer run of the same cell, but a failure after a finished one (later_failures); suite/lookup.py reads a few
     tags of each run first, then the runs kept, whole."""
     from suite.lookup import briefs, whole
+    from suite.patience import patiently
 
-    found = briefs(client, uri, [experiment_id], CELL_KEYS)
+    found = patiently(client, briefs, client, uri, [experiment_id], CELL_KEYS)  # a database's own queries
     cells = [b for b in found if b.tags.get(TAG) == Role.CELL]
     keep = {b.id for b in (*counted(cells).values(), *later_failures(cells).values())}
     keep |= {b.id for b in found if b.tags.get(TAG) != Role.CELL}

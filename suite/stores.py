@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from suite.errors import UserError, disk_fault
-from suite.signals import interrupted_since, interrupts, uninterrupted
+from suite.errors import UserError, connection_lost, disk_fault
+from suite.patience import StoreClient
 
 DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow's own default store; artifacts go to ./mlartifacts
 DEFAULT_UI = "http://127.0.0.1:5000"  # where `make ui` serves the local store
@@ -23,6 +23,7 @@ def tracking_uri(cli_uri: str | None = None, profile_uri: str | None = None) -> 
 
 SECRET_KEYS = ("pass", "pwd", "secret", "token", "key", "auth", "credential")  # query parameters holding one
 SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql")  # MLflow's tracking stores (and +driver)
+DATABASES = ("postgresql", "mysql", "mssql")  # stores MLflow reaches over a connection (SQLite is a file)
 
 
 def redact(uri: str) -> str:
@@ -93,13 +94,17 @@ def auth_failure(error: BaseException) -> str | None:
 
 def known_failure(e: BaseException) -> tuple[int, str] | None:
     """(exit status, the line) for an error no command caught that is not a bug: the tracking server refusing
-    the credentials (2), a full or read-only disk (1); None for anything else."""
+    the credentials (2), a full or read-only disk (1), a database (a tracking store read directly, an Optuna
+    storage) gone (1); None for anything else."""
     if auth_failure(e):
         return 2, auth_failure(e)
     if fault := disk_fault(e):
         what, path = fault
         return 1, (f"{what}{f' writing {path}' if path else ''}: free space (or pick a writable folder) and rerun; "
                    "finished results are kept")
+    if cause := connection_lost(e):
+        return 1, (f"a database stopped answering ({cause}); finished results are kept: rerun the same command "
+                   "when it is back")
     return None
 
 
@@ -147,12 +152,15 @@ def _create_sqlite(uri: str, db: Path):
 
     from mlflow import MlflowClient
 
-    folder = os.open(db.parent, os.O_RDONLY)
+    folder, said = os.open(db.parent, os.O_RDONLY), logging.getLogger("mlflow.store.db.utils")
+    level = said.level
+    said.setLevel(logging.WARNING)  # its two INFO lines ("Creating initial MLflow database tables..."): stderr is ours
     try:
         fcntl.flock(folder, fcntl.LOCK_EX)
         MlflowClient(uri).search_experiments(max_results=1)  # creates and migrates the tables, or finds them made
     finally:
         os.close(folder)  # and the lock with it
+        said.setLevel(level)
 
 
 def writable(path: Path, flag: str):
@@ -240,45 +248,21 @@ def _no_tracebacks(record) -> bool:
     return record.levelno < logging.ERROR
 
 
+def _not_ignored(record) -> bool:
+    """psycopg's warning that it ignored an error closing a connection the database broke (a restart): the
+    call's own error is what counts, and it is raised (and waited out, or said in one line)."""
+    return not str(record.msg).startswith("error ignored")
+
+
 def open_client(uri: str) -> StoreClient:
     """The MLflow client on `uri` every command uses: its calls finish before Ctrl-C stops us (StoreClient).
-    MLflow's own log of a failed database call (a traceback on stderr, before the error reaches us) is left
-    out: the error itself is raised, and said in one line where it ends a command."""
+    MLflow's own log of a failed database call (a traceback on stderr, before the error reaches us) and
+    psycopg's warning on a connection it could not close cleanly are left out: the error itself is raised, and
+    said in one line where it ends a command."""
     from mlflow import MlflowClient
 
     logging.getLogger("mlflow.store.db.utils").addFilter(_no_tracebacks)
-    return StoreClient(MlflowClient(uri), sqlite=urlsplit(uri).scheme == "sqlite")
-
-
-class StoreClient:
-    """An MlflowClient whose calls Ctrl-C and SIGTERM do not cut in half, and that on SQLite waits out
-    "database is locked".
-
-    SQLite lets one writer in at a time, and a writer that read first is refused at once rather than queued,
-    so packed jobs logging an epoch while another ends its run would otherwise fail a healthy cell. A refused
-    write left nothing behind (its transaction rolled back), so it is tried again, unless we are stopping.
-    """
-
-    WAITS = (0.05, 0.1, 0.2, 0.5, 1, 2, 4, 8)  # ~16 s in all, then the error goes on up
-
-    def __init__(self, client, sqlite: bool):
-        self._client, self._sqlite = client, sqlite
-
-    def __getattr__(self, name):
-        if name.startswith("__"):  # copy and pickle probe the class before __init__ has run
-            raise AttributeError(name)
-        attr = getattr(self._client, name)
-        if not callable(attr):
-            return attr
-        return lambda *args, **kwargs: uninterrupted(self._patiently, attr, *args, **kwargs)
-
-    def _patiently(self, attr, *args, **kwargs):
-        waits, started = self.WAITS if self._sqlite else (), interrupts()
-        for wait in waits:
-            try:
-                return attr(*args, **kwargs)
-            except Exception as e:
-                if "database is locked" not in str(e) or interrupted_since(started):
-                    raise
-                time.sleep(wait)
-        return attr(*args, **kwargs)
+    logging.getLogger("psycopg").addFilter(_not_ignored)
+    scheme = urlsplit(uri).scheme.split("+")[0]
+    return StoreClient(MlflowClient(uri), sqlite=scheme == "sqlite", database=redact(uri) if scheme in DATABASES
+                       else None)

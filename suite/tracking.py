@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from suite.cluster import HEARTBEAT, WORKER, Heartbeat, worker_id
 from suite.errors import UserError, one_line
+from suite.patience import patiently
 from suite.roles import MATRIX, TAG
 from suite.stores import check_store, every, first_wins, open_client, redact, writable
 
@@ -191,8 +192,8 @@ def _newest(store: Store, hashes, statuses, wanted) -> dict[tuple[str, str], obj
 
     keys = (TAG, "config_hash", "code_fingerprint", "checkpoint_epoch", "duplicate")
     one = ("config_hash", hashes[0]) if hashes and len(hashes) == 1 else None
-    newest = {(b.tags.get("config_hash"), b.tags.get("code_fingerprint", "")): b
-              for b in briefs(store.client, store.uri, [store.experiment_id], keys, statuses, one) if wanted(b.tags)}
+    found = patiently(store.client, briefs, store.client, store.uri, [store.experiment_id], keys, statuses, one)
+    newest = {(b.tags.get("config_hash"), b.tags.get("code_fingerprint", "")): b for b in found if wanted(b.tags)}
     newest = {k: b for k, b in newest.items() if k[0] and (hashes is None or k[0] in hashes)}
     runs = whole(store.client, list(newest.values()))
     return {k: runs[b.id] for k, b in newest.items()}

@@ -92,7 +92,7 @@ def test_jobs_planning_at_once_keep_every_plan_and_a_clash_on_a_new_tag_is_no_er
 
 
 def test_a_sqlite_store_waits_out_a_locked_database_and_nothing_else(monkeypatch):
-    from suite.stores import StoreClient
+    from suite.patience import StoreClient
 
     monkeypatch.setattr(StoreClient, "WAITS", (0, 0, 0))
     calls = []
@@ -120,7 +120,7 @@ def test_a_sqlite_store_waits_out_a_locked_database_and_nothing_else(monkeypatch
 
 
 def test_packed_jobs_on_sqlite_get_the_patient_client(tmp_path, monkeypatch):
-    from suite.stores import StoreClient
+    from suite.patience import StoreClient
 
     monkeypatch.chdir(tmp_path)
     store = connect(f"sqlite:///{tmp_path}/mlflow.db", "t-patient")
@@ -162,7 +162,7 @@ def test_an_interrupt_waits_for_the_store_call_under_way_then_stops_us(monkeypat
     import threading
 
     from suite import signals as errors
-    from suite.stores import StoreClient
+    from suite.patience import StoreClient
 
     monkeypatch.setattr(errors, "_STOPPING", [])
     written = []
