@@ -108,10 +108,18 @@ def load_network(client, run_id: str):
     global tracking URI, which rnnbench never sets (another store's, or none)."""
     import mlflow.artifacts
     import mlflow.pytorch
+    from mlflow.exceptions import MlflowException
+
+    from suite.errors import UserError
 
     model = _logged_model(client, run_id)
     with tempfile.TemporaryDirectory() as tmp:
-        path = client.download_artifacts(run_id, "model", tmp) if model is None else \
-            mlflow.artifacts.download_artifacts(artifact_uri=model.artifact_location, dst_path=tmp,
-                                                tracking_uri=client.tracking_uri)
+        try:
+            path = client.download_artifacts(run_id, "model", tmp) if model is None else \
+                mlflow.artifacts.download_artifacts(artifact_uri=model.artifact_location, dst_path=tmp,
+                                                    tracking_uri=client.tracking_uri)
+        except (MlflowException, OSError):  # the store lists it, its files are gone (a folder moved or deleted)
+            where = f"runs:/{run_id}/model" if model is None else model.artifact_location
+            raise UserError(f"run {run_id}: its trained network is not at {where} (its artifacts were moved or "
+                            "deleted); put them back, or delete the run and train it again") from None
         return mlflow.pytorch.load_model(path, map_location="cpu")
