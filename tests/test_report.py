@@ -548,3 +548,21 @@ def test_an_output_folder_the_report_does_not_own_is_one_line_and_nothing_writte
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and ("--out: " if case != "ui" else "--mlflow-ui: ") in err, err
     assert (sorted(p.name for p in watched.iterdir()) if watched.is_dir() else []) == before
+
+
+def test_a_report_folder_from_before_the_marker_is_adopted_only_when_it_holds_nothing_else(tmp_path):
+    from suite.errors import UserError
+    from suite.report.folder import claim
+
+    old = tmp_path / "old"
+    (old / "plots").mkdir(parents=True)
+    for name in ("index.html", "task-adding.html", "plots/adding-T20-curves.svg"):
+        (old / name).write_text("x")
+    assert sorted(map(str, claim(old, []))) == ["index.html", "plots/adding-T20-curves.svg", "task-adding.html"]
+    (old / "plots" / "thesis-figure.pdf").write_text("mine")
+    with pytest.raises(UserError, match="thesis-figure.pdf"):
+        claim(old, [])
+    (tmp_path / "pages").mkdir()
+    (tmp_path / "pages" / "style.css").write_text("a stylesheet of someone's site, no index.html of ours")
+    with pytest.raises(UserError, match="did not write"):
+        claim(tmp_path / "pages", [])

@@ -55,12 +55,20 @@ def claim(out: Path, experiments, flag: str = "--out") -> list[Path]:
     marker = where / MARKER
     if marker.is_file():
         return _listed(where, marker)
-    held = sorted(p.relative_to(where).as_posix() for p in where.rglob("*") if not p.is_dir())
-    if held and ("index.html" not in held or not all(any(fnmatch.fnmatchcase(h, n) for n in NAMES) for h in held)):
-        stranger = next((h for h in held if not any(fnmatch.fnmatchcase(h, n) for n in NAMES)), held[0])
-        raise UserError(f"{flag}: {out} holds files the report did not write (e.g. {stranger}); name a new or empty "
-                        "folder (nothing was written)")
-    return [Path(h) for h in held]
+    held = []
+    for path in where.rglob("*"):  # lazily: a folder of many files (a home, a checkout) is refused at its first
+        name = path.relative_to(where).as_posix()
+        if not path.is_dir() and not any(fnmatch.fnmatchcase(name, n) for n in NAMES):
+            _foreign(out, flag, name)
+        held += [] if path.is_dir() else [name]
+    if held and "index.html" not in held:
+        _foreign(out, flag, held[0])
+    return [Path(h) for h in sorted(held)]
+
+
+def _foreign(out: Path, flag: str, name: str):
+    raise UserError(f"{flag}: {out} holds files the report did not write (e.g. {name}); name a new or empty folder "
+                    "(nothing was written)")
 
 
 def _listed(where: Path, marker: Path) -> list[Path]:
