@@ -12,9 +12,11 @@ MAX_BYTES = 1 << 20  # an experiment file is a screen or two of settings
 MAX_DEPTH = 32  # sections within sections
 
 
-def read_yaml(path: Path, what: str = "--config"):
-    """The document in `path` (None when it holds only comments), or one line saying what is wrong."""
+def read_yaml(path: Path, what: str = "--config", name: str | None = None):
+    """The document in `path` (None when it holds only comments), or one line saying what is wrong, naming the file
+    `name` (default: its path)."""
     path = Path(path)
+    name = name or str(path)
     if path.is_dir():
         yamls = sorted(p.name for p in path.glob("*.yaml"))[:3]
         raise UserError(f"{what}: {path} is a folder; name one YAML file in it"
@@ -22,12 +24,12 @@ def read_yaml(path: Path, what: str = "--config"):
     if not path.is_file():
         raise UserError(f"{what}: {path} not found")
     if path.stat().st_size > MAX_BYTES:
-        raise UserError(f"{path}: {path.stat().st_size:,} bytes; an experiment file is at most {MAX_BYTES:,}")
+        raise UserError(f"{name}: {path.stat().st_size:,} bytes; an experiment file is at most {MAX_BYTES:,}")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 text (byte {e.start}); is it the YAML file you meant?") from None
-    return parse_yaml(text, str(path))
+        raise UserError(f"{name}: not UTF-8 text (byte {e.start}); is it the YAML file you meant?") from None
+    return parse_yaml(text, name)
 
 
 def parse_yaml(text: str, where: str):

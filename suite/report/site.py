@@ -28,6 +28,8 @@ from suite.scoring import boards, unit_of
 from suite.stores import redact, ui_url
 
 HERE = Path(__file__).resolve().parent
+
+
 def _environment():
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 

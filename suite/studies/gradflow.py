@@ -66,7 +66,7 @@ def _checkpoint_cell(exp, tracking, run_id: str):
     profile's settings are; its data too, before anything is written."""
     from suite.experiment import check_data
     from suite.stores import check_store, open_client, tracking_uri
-    from suite.yamlio import MAX_BYTES, parse_yaml
+    from suite.yamlio import read_yaml
 
     uri = tracking_uri(tracking, exp.stores.tracking_uri)
     check_store(uri, read_only=True)
@@ -78,10 +78,8 @@ def _checkpoint_cell(exp, tracking, run_id: str):
             path = None
         if path is None or not path.is_file():
             raise UserError(f"--checkpoint: run {run_id} not found, or it has no config.yaml")
-        if path.stat().st_size > MAX_BYTES:
-            raise UserError(f"{source}: {path.stat().st_size:,} bytes; a run's settings are at most {MAX_BYTES:,}")
-        text = path.read_text(encoding="utf-8", errors="replace")
-    cell = cell_from_resolved(parse_yaml(text, source), source)
+        resolved = read_yaml(path, "--checkpoint", name=source)  # capped, UTF-8, no aliases: as a profile is read
+    cell = cell_from_resolved(resolved, source)
     check_data([cell])
     return cell
 
